@@ -1,0 +1,3 @@
+//! The command-line interface: argument parsing and one module per subcommand.
+
+pub mod decode;

@@ -1,0 +1,19 @@
+//! hft-connector: a live, exact, self-healing Bybit V5 market-data connector.
+//!
+//! # Layout
+//! - [`protocol`]: the pure V5 codec. [`protocol::ws`] decodes WebSocket frames into typed, borrowed
+//!   values; [`protocol::request`] encodes subscribe/ping requests within Bybit's limits;
+//!   [`protocol::rest`] decodes the REST envelope and results; [`protocol::topic`] names topics.
+//! - [`book`]: the exact L2 order book and its sequencing rules (gap, stale, reset, crossed).
+//! - [`normalized`]: the stable normalized event schema (JSON) shared by every output.
+//! - [`normalizer`]: frames in, normalized events out, one book per topic.
+//! - [`cli`]: the `hft-connector` subcommands.
+//!
+//! Prices and sizes are [`rust_decimal::Decimal`]s parsed exactly from Bybit's strings; nothing on
+//! the book path touches `f64`.
+
+pub mod book;
+pub mod cli;
+pub mod normalized;
+pub mod normalizer;
+pub mod protocol;

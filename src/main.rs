@@ -1,0 +1,63 @@
+//! The `hft-connector` binary: parses the command line and dispatches to a subcommand.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A live, exact, self-healing Bybit V5 market-data connector.
+#[derive(Parser)]
+#[command(name = "hft-connector", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode captured Bybit frames (one per line) into normalized JSON events on stdout.
+    Decode {
+        /// Capture file, or `-` for stdin.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Add the top N levels of each book after each book event.
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Decode { file, top } => decode(file, top),
+    }
+}
+
+fn decode(file: PathBuf, top: Option<usize>) -> ExitCode {
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = stderr.lock();
+    let result = if file.as_os_str() == "-" {
+        hft_connector::cli::decode::run(io::stdin().lock(), &mut out, &mut err, top)
+    } else {
+        match File::open(&file) {
+            Ok(f) => hft_connector::cli::decode::run(BufReader::new(f), &mut out, &mut err, top),
+            Err(e) => {
+                eprintln!("hft-connector decode: cannot open {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match result {
+        Ok(summary) if summary.bad_lines == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hft-connector decode: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
