@@ -154,12 +154,16 @@ impl OrderBook {
                         got_u: u,
                     };
                 }
+                // Apply the whole delta, then trim to the window: a level may enter the window in
+                // the same update that deletes one above it.
                 for l in bids {
-                    upsert(&mut self.bids, *l, |a, b| b.cmp(a), self.depth);
+                    upsert(&mut self.bids, *l, |a, b| price_cmp(b, a));
                 }
                 for l in asks {
-                    upsert(&mut self.asks, *l, |a, b| a.cmp(b), self.depth);
+                    upsert(&mut self.asks, *l, price_cmp);
                 }
+                self.bids.truncate(self.depth);
+                self.asks.truncate(self.depth);
                 Outcome::Delta
             }
         };
@@ -187,10 +191,12 @@ impl OrderBook {
             .extend(bids.iter().filter(|l| !l.qty.is_zero()).copied());
         self.asks
             .extend(asks.iter().filter(|l| !l.qty.is_zero()).copied());
-        self.bids.sort_by(|a, b| b.price.cmp(&a.price));
-        self.asks.sort_by(|a, b| a.price.cmp(&b.price));
-        self.bids.dedup_by(|later, earlier| later.price == earlier.price);
-        self.asks.dedup_by(|later, earlier| later.price == earlier.price);
+        self.bids.sort_by(|a, b| price_cmp(&b.price, &a.price));
+        self.asks.sort_by(|a, b| price_cmp(&a.price, &b.price));
+        self.bids
+            .dedup_by(|later, earlier| later.price == earlier.price);
+        self.asks
+            .dedup_by(|later, earlier| later.price == earlier.price);
         self.bids.truncate(self.depth);
         self.asks.truncate(self.depth);
     }
@@ -261,13 +267,19 @@ impl OrderBook {
     }
 }
 
-/// Inserts, replaces or (size 0) deletes `level` in a side sorted by `order`, keeping at most `depth`.
-fn upsert(
-    side: &mut Vec<Level>,
-    level: Level,
-    order: impl Fn(&Decimal, &Decimal) -> Ordering,
-    depth: usize,
-) {
+/// Exact price order, with a fast path for the common case of equal scales (one instrument's prices
+/// nearly always share the tick's scale): compare the integer mantissas.
+#[inline]
+pub fn price_cmp(a: &Decimal, b: &Decimal) -> Ordering {
+    if a.scale() == b.scale() {
+        a.mantissa().cmp(&b.mantissa())
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// Inserts, replaces or (size 0) deletes `level` in a side sorted by `order`.
+fn upsert(side: &mut Vec<Level>, level: Level, order: impl Fn(&Decimal, &Decimal) -> Ordering) {
     match side.binary_search_by(|probe| order(&probe.price, &level.price)) {
         Ok(i) => {
             if level.qty.is_zero() {
@@ -277,9 +289,8 @@ fn upsert(
             }
         }
         Err(i) => {
-            if !level.qty.is_zero() && i < depth {
+            if !level.qty.is_zero() {
                 side.insert(i, level);
-                side.truncate(depth);
             }
         }
     }

@@ -8,12 +8,20 @@
 //! - [`normalized`]: the stable normalized event schema (JSON) shared by every output.
 //! - [`normalizer`]: frames in, normalized events out, one book per topic.
 //! - [`cli`]: the `hft-connector` subcommands.
+//! - [`candles`]: exact candles built from trades, stitched to REST's open candle; outage re-fetch spans.
+//! - [`backfill`]: kline backfill chunk planning (stable ids for resume), progress, retry decisions.
+//! - [`ratelimit`]: the shared REST request budget (sliding window) with a ban for HTTP 403.
+//! - [`store`]: the embedded SQLite store (WAL): candles, recent trades, backfill chunks, feed status.
 //!
 //! Prices and sizes are [`rust_decimal::Decimal`]s parsed exactly from Bybit's strings; nothing on
 //! the book path touches `f64`.
 
+pub mod backfill;
 pub mod book;
+pub mod candles;
 pub mod cli;
 pub mod normalized;
 pub mod normalizer;
 pub mod protocol;
+pub mod ratelimit;
+pub mod store;

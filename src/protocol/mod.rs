@@ -1,6 +1,7 @@
 //! The Bybit V5 public protocol codec: pure functions from text to typed values and back, no I/O.
 
 pub mod error;
+mod fast;
 pub mod request;
 pub mod rest;
 pub mod topic;

@@ -111,9 +111,7 @@ impl<'de> Deserialize<'de> for Candle {
                 if s.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(8, &self));
                 }
-                let d = |i: usize| {
-                    super::ws::parse_decimal(&strs[i]).map_err(de::Error::custom)
-                };
+                let d = |i: usize| super::ws::parse_decimal(&strs[i]).map_err(de::Error::custom);
                 Ok(Candle {
                     start_ms: strs[0].parse().map_err(|_| {
                         de::Error::custom(format_args!("invalid start time {:?}", strs[0]))

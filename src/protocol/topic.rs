@@ -146,9 +146,9 @@ impl Topic {
     /// The symbol this topic is about.
     pub fn symbol(&self) -> &str {
         match self {
-            Topic::Trade { symbol } | Topic::OrderBook { symbol, .. } | Topic::Kline { symbol, .. } => {
-                symbol
-            }
+            Topic::Trade { symbol }
+            | Topic::OrderBook { symbol, .. }
+            | Topic::Kline { symbol, .. } => symbol,
         }
     }
 
@@ -230,7 +230,11 @@ mod tests {
 
     #[test]
     fn parses_and_prints_every_topic_kind() {
-        for text in ["publicTrade.BTCUSDT", "orderbook.50.ETHUSDT", "kline.5.BTCUSD"] {
+        for text in [
+            "publicTrade.BTCUSDT",
+            "orderbook.50.ETHUSDT",
+            "kline.5.BTCUSD",
+        ] {
             let t = TopicRef::parse(text).expect(text);
             assert_eq!(t.to_string(), text);
             assert_eq!(text.parse::<Topic>().unwrap().to_string(), text);

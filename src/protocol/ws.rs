@@ -271,9 +271,19 @@ pub struct Received<'a> {
 
 /// Decodes one frame. Malformed input is an error that carries (a truncated copy of) the payload.
 pub fn decode(text: &str) -> Result<Frame<'_>, DecodeError> {
+    if let Some(frame) = super::fast::try_decode(text) {
+        return Ok(frame);
+    }
+    decode_general(text)
+}
+
+/// The general decoder: any key order, escapes, every frame kind. [`decode`] tries a strict fast
+/// path first and falls back to this; both give the same result for any input the fast path takes.
+pub fn decode_general(text: &str) -> Result<Frame<'_>, DecodeError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let raw = RawFrame::deserialize(&mut de).map_err(|e| DecodeError::new(e.to_string(), text))?;
-    de.end().map_err(|e| DecodeError::new(e.to_string(), text))?;
+    de.end()
+        .map_err(|e| DecodeError::new(e.to_string(), text))?;
     raw.into_frame(text)
         .map_err(|e| DecodeError::new(e.to_string(), text))
 }
@@ -317,18 +327,52 @@ impl Visitor<'_> for DecimalVisitor {
     }
 }
 
-/// Parses a decimal string exactly; refuses anything that is not a plain finite decimal.
+/// Parses a decimal string exactly; refuses anything that is not a plain finite decimal
+/// (`-?digits(.digits)?`: no exponent, no sign `+`, no bare dot).
+///
+/// The common case (at most 19 significant digits) is parsed by hand into a 64-bit mantissa and a
+/// scale, several times faster than a general decimal parser; longer numbers take the general path.
 pub fn parse_decimal(v: &str) -> Result<Decimal, String> {
-    let body = v.strip_prefix('-').unwrap_or(v);
-    let plain = !body.is_empty()
-        && !body.starts_with('.')
-        && !body.ends_with('.')
-        && body.bytes().filter(|&b| b == b'.').count() <= 1
-        && body.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if !plain {
-        return Err(format!("invalid decimal {v:?}"));
+    let bytes = v.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let invalid = || format!("invalid decimal {v:?}");
+    if digits.is_empty() || digits[0] == b'.' || digits[digits.len() - 1] == b'.' {
+        return Err(invalid());
     }
-    Decimal::from_str_exact(v).map_err(|e| format!("invalid decimal {v:?}: {e}"))
+    let mut mantissa: u64 = 0;
+    let mut scale: u32 = 0;
+    let mut seen_dot = false;
+    let mut overflow = false;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                match mantissa
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add(u64::from(b - b'0')))
+                {
+                    Some(m) => mantissa = m,
+                    None => overflow = true,
+                }
+                scale += u32::from(seen_dot);
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => return Err(invalid()),
+        }
+    }
+    if overflow || scale > 28 {
+        return Decimal::from_str_exact(v).map_err(|e| format!("invalid decimal {v:?}: {e}"));
+    }
+    // A u64 mantissa always fits Decimal's 96 bits.
+    Ok(Decimal::from_parts(
+        mantissa as u32,
+        (mantissa >> 32) as u32,
+        0,
+        negative,
+        scale,
+    ))
 }
 
 impl<'de> Deserialize<'de> for Level {
@@ -444,13 +488,13 @@ impl<'de> Visitor<'de> for RawFrameVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFrame<'de>, A::Error> {
         let mut f = RawFrame::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match key.as_ref() {
-                "topic" => f.topic = Some(map.next_value()?),
-                "type" => f.kind = Some(map.next_value()?),
-                "ts" => f.ts = Some(map.next_value()?),
-                "cts" => f.cts = map.next_value()?,
-                "data" => {
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::Topic => f.topic = Some(map.next_value_seed(BorrowedStr)?),
+                Field::Type => f.kind = Some(map.next_value_seed(BorrowedStr)?),
+                Field::Ts => f.ts = Some(map.next_value()?),
+                Field::Cts => f.cts = map.next_value()?,
+                Field::Data => {
                     let topic = match &f.topic {
                         // A borrowed topic lets the payload be decoded in place.
                         Some(Cow::Borrowed(t)) => TopicRef::parse(t),
@@ -458,18 +502,86 @@ impl<'de> Visitor<'de> for RawFrameVisitor {
                     };
                     f.data = Some(map.next_value_seed(DataSeed { topic })?);
                 }
-                "success" => f.success = Some(map.next_value()?),
-                "ret_msg" => f.ret_msg = Some(map.next_value()?),
-                "conn_id" => f.conn_id = map.next_value()?,
-                "req_id" => f.req_id = map.next_value()?,
-                "op" => f.op = Some(map.next_value()?),
-                "args" => f.args = map.next_value()?,
-                _ => {
+                Field::Success => f.success = Some(map.next_value()?),
+                Field::RetMsg => f.ret_msg = Some(map.next_value()?),
+                Field::ConnId => f.conn_id = map.next_value()?,
+                Field::ReqId => f.req_id = map.next_value()?,
+                Field::Op => f.op = Some(map.next_value_seed(BorrowedStr)?),
+                Field::Args => f.args = map.next_value()?,
+                Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(f)
+    }
+}
+
+/// The frame keys we read; anything else is skipped without allocating.
+enum Field {
+    Topic,
+    Type,
+    Ts,
+    Cts,
+    Data,
+    Success,
+    RetMsg,
+    ConnId,
+    ReqId,
+    Op,
+    Args,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "topic" => Field::Topic,
+                    "type" => Field::Type,
+                    "ts" => Field::Ts,
+                    "cts" => Field::Cts,
+                    "data" => Field::Data,
+                    "success" => Field::Success,
+                    "ret_msg" => Field::RetMsg,
+                    "conn_id" => Field::ConnId,
+                    "req_id" => Field::ReqId,
+                    "op" => Field::Op,
+                    "args" => Field::Args,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Deserializes a string borrowing from the input when it has no escapes (plain `Cow` always copies).
+struct BorrowedStr;
+
+impl<'de> DeserializeSeed<'de> for BorrowedStr {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -602,4 +714,39 @@ fn reparse<'a>(raw: &'a RawValue, topic: TopicRef<'a>) -> Result<Data<'a>, Shape
     DataSeed { topic: Some(topic) }
         .deserialize(&mut de)
         .map_err(|e| Shape(format!("data: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn decimal_parsing_is_exact_and_keeps_the_scale() {
+        for text in [
+            "0",
+            "0.020",
+            "109378.90",
+            "115440.7",
+            "-1.5",
+            "0.000000001",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999.5",
+            "1.0000000000000000000000000001",
+        ] {
+            let d = parse_decimal(text).expect(text);
+            assert_eq!(d, Decimal::from_str_exact(text).unwrap(), "{text}");
+            assert_eq!(d.to_string(), text, "printing back gives the same text");
+        }
+        for bad in [
+            "", "-", ".", "1.", ".5", "1e5", "+1", "1.2.3", "1,5", " 1", "NaN", "0x10", "--1",
+        ] {
+            assert!(parse_decimal(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Decimal::from_str("75845.40").unwrap(),
+            parse_decimal("75845.4").unwrap()
+        );
+    }
 }

@@ -1,0 +1,1091 @@
+//! Live candles built from trades, exactly (every sum is a [`Decimal`]), and their stitching to REST
+//! history.
+//!
+//! One [`CandleAggregator`] per (symbol, interval). It takes [`TradeEvent`]s and yields closed
+//! candles and the open ones. Time is always a value passed in (trade times and `now_ms`); nothing
+//! here reads a clock.
+//!
+//! # Rules
+//! - **Buckets.** A trade at `ts` belongs to the interval starting at [`Interval::start_of`]`(ts)`:
+//!   minute intervals and `D` are aligned to the Unix epoch (UTC), `W` to Monday 00:00 UTC. `M` is
+//!   calendar based and not supported.
+//! - **Out of order.** A bucket `[s, s + len)` stays open until the watermark (the latest trade time
+//!   or `now_ms` seen) reaches `s + len + grace_ms`; trades for it arriving before that are applied
+//!   in event order (open = earliest `(ts, seq)`, close = latest). Later trades are [`Ingest::Late`]
+//!   and ignored: a closed candle is never changed locally (the REST re-fetch of
+//!   [`missing_intervals`] is how history is corrected).
+//! - **Duplicates.** A trade id already applied to an open bucket is [`Ingest::Duplicate`]
+//!   (REST-recovered trades overlapping live ones). Ids are forgotten when their bucket closes,
+//!   and only the newest [`DEFAULT_DEDUPE_CAPACITY`] are kept (REST recovers at most 1000 trades).
+//! - **Empty intervals** yield no live candle (Bybit's REST has a flat one; fetch it if needed).
+//! - **Stitching** ([`CandleAggregator::reconcile_open`]): REST's open candle is a snapshot taken at
+//!   the server time of its answer, `as_of_ms`, and cannot be split by time. So the join point is
+//!   `as_of_ms`: REST is authoritative for every trade at or before it (its open, high, low, volume,
+//!   turnover are taken as they are) and live trades strictly after it extend the candle (high/low
+//!   widen, close moves, volume and turnover add). Live trades at or before `as_of_ms` are dropped as
+//!   already counted by REST, now and when they arrive late. Using "the first live trade" as the
+//!   join point instead would double count every trade between the first live trade and the REST
+//!   answer, which is the normal case when the feed subscribes before fetching (the order that
+//!   leaves no hole). If the REST answer is older than the first live trade, the interval between
+//!   them may be a hole; [`Reconciled::hole`] reports it so the caller can re-fetch that candle
+//!   once it closes.
+//!
+//!   To split live data at `as_of_ms`, an aggregator keeps the individual trades of buckets opened
+//!   while it awaits REST (from construction, or after [`CandleAggregator::interrupted`]) until the
+//!   bucket is reconciled or closes; otherwise it keeps only the sums.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::normalized::{KlineEvent, TradeEvent};
+use crate::protocol::rest::Candle;
+use crate::protocol::topic::interval_ms;
+
+/// Monday 1970-01-05 00:00 UTC: the first weekly candle boundary after the epoch.
+const WEEK_OFFSET_MS: u64 = 4 * 86_400_000;
+
+/// Default number of trade ids remembered for de-duplication. A REST recent-trade answer holds
+/// at most 1000 trades, the newest, so only recent live ids can reappear in it; bounding the ids by
+/// count keeps `D`/`W` aggregators from holding a day or week of ids.
+pub const DEFAULT_DEDUPE_CAPACITY: usize = 50_000;
+
+/// Default time a bucket stays open after its end for out-of-order trades.
+pub const DEFAULT_GRACE_MS: u64 = 2_000;
+
+/// Errors of this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CandleError {
+    /// Not a Bybit interval, or a calendar one (`M`).
+    #[error(
+        "unsupported kline interval {0:?}: expected one of 1 3 5 15 30 60 120 240 360 720 D W"
+    )]
+    Interval(String),
+    /// A REST candle whose start is not an interval boundary.
+    #[error("REST candle start {start_ms} is not a boundary of interval {interval}")]
+    Misaligned {
+        /// Interval name.
+        interval: String,
+        /// The start REST gave.
+        start_ms: u64,
+    },
+    /// The bucket was already closed locally.
+    #[error("candle {start_ms} is already closed")]
+    AlreadyClosed {
+        /// Start of the candle.
+        start_ms: u64,
+    },
+    /// Live trades at or before the join point were summed without being kept, so they cannot be
+    /// separated from REST's part. Call [`CandleAggregator::interrupted`] before fetching REST.
+    #[error("candle {start_ms} has live trades before the REST answer that were not retained")]
+    NotRetained {
+        /// Start of the candle.
+        start_ms: u64,
+    },
+    /// A REST answer dated before the candle it describes.
+    #[error("REST answer time {as_of_ms} is before candle start {start_ms}")]
+    AnswerBeforeStart {
+        /// Start of the candle.
+        start_ms: u64,
+        /// REST answer time.
+        as_of_ms: u64,
+    },
+    /// A sum exceeded the range of `Decimal`.
+    #[error("decimal overflow in candle {start_ms}")]
+    Overflow {
+        /// Start of the candle.
+        start_ms: u64,
+    },
+}
+
+/// A kline interval with its length and alignment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Interval {
+    name: String,
+    ms: u64,
+    offset_ms: u64,
+}
+
+impl Interval {
+    /// Parses a Bybit interval string (`1`, `5`, `60`, `D`, `W`...); `M` is refused.
+    pub fn parse(name: &str) -> Result<Self, CandleError> {
+        let ms = interval_ms(name).ok_or_else(|| CandleError::Interval(name.to_string()))?;
+        let offset_ms = if name == "W" { WEEK_OFFSET_MS } else { 0 };
+        Ok(Interval {
+            name: name.to_string(),
+            ms,
+            offset_ms,
+        })
+    }
+
+    /// Bybit's name for it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Length in milliseconds.
+    pub fn ms(&self) -> u64 {
+        self.ms
+    }
+
+    /// Start of the interval containing `ts_ms` (0 for times before the first boundary).
+    pub fn start_of(&self, ts_ms: u64) -> u64 {
+        if ts_ms < self.offset_ms {
+            return 0;
+        }
+        ts_ms - (ts_ms - self.offset_ms) % self.ms
+    }
+
+    /// The first boundary at or after the epoch (0, or Monday 1970-01-05 for `W`).
+    pub fn first_boundary(&self) -> u64 {
+        self.offset_ms
+    }
+
+    /// Whether `ms` is a boundary of this interval.
+    pub fn is_boundary(&self, ms: u64) -> bool {
+        ms >= self.offset_ms && (ms - self.offset_ms) % self.ms == 0
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// A candle built here (possibly on top of REST's open candle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuiltCandle {
+    /// Symbol.
+    pub symbol: String,
+    /// Interval name.
+    pub interval: String,
+    /// Start (ms).
+    pub start_ms: u64,
+    /// Last millisecond of the interval (Bybit's `end`: start + length - 1).
+    pub end_ms: u64,
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close (last price while open).
+    pub close: Decimal,
+    /// Volume: Σ qty.
+    pub volume: Decimal,
+    /// Turnover: Σ price × qty.
+    pub turnover: Decimal,
+    /// Live trades applied (REST's part is not counted).
+    pub trade_count: u64,
+    /// Time of the latest trade applied (ms), if any live trade was.
+    pub last_trade_ms: Option<u64>,
+    /// Closed.
+    pub confirmed: bool,
+    /// When REST's candle is its base: the REST answer time (the join point).
+    pub rest_as_of_ms: Option<u64>,
+}
+
+impl BuiltCandle {
+    /// As a normalized kline event, last updated at `ts_ms`.
+    pub fn to_kline_event(&self, ts_ms: u64) -> KlineEvent {
+        KlineEvent {
+            symbol: self.symbol.clone(),
+            interval: self.interval.clone(),
+            start: self.start_ms,
+            end: self.end_ms,
+            open: self.open,
+            high: self.high,
+            low: self.low,
+            close: self.close,
+            volume: self.volume,
+            turnover: self.turnover,
+            confirm: self.confirmed,
+            ts_ms,
+        }
+    }
+}
+
+/// What became of one trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ingest {
+    /// Added to its candle.
+    Applied,
+    /// Same id already applied to an open candle.
+    Duplicate,
+    /// Its candle is already closed.
+    Late,
+    /// At or before the REST answer its candle was reconciled with: already counted.
+    CoveredByRest,
+    /// For another symbol.
+    OtherSymbol,
+    /// Sums would exceed `Decimal`; ignored.
+    Overflow,
+}
+
+/// Counters of [`Ingest`] outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    /// Applied.
+    pub applied: u64,
+    /// Duplicates.
+    pub duplicate: u64,
+    /// Late.
+    pub late: u64,
+    /// Covered by REST.
+    pub covered_by_rest: u64,
+    /// Other symbol.
+    pub other_symbol: u64,
+    /// Overflow.
+    pub overflow: u64,
+}
+
+/// The result of [`CandleAggregator::push`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// What became of the trade.
+    pub ingest: Ingest,
+    /// Candles this trade's time closed, oldest first.
+    pub closed: Vec<BuiltCandle>,
+}
+
+/// The result of [`CandleAggregator::reconcile_open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The stitched candle.
+    pub candle: BuiltCandle,
+    /// Live trades kept (after the join point).
+    pub kept_live: usize,
+    /// Live trades dropped as already in REST's candle.
+    pub dropped_covered: usize,
+    /// `(rest_as_of_ms, first_live_ms)` when the REST answer predates the first live trade seen
+    /// since the aggregator started or was interrupted: trades in between may be missing.
+    pub hole: Option<(u64, u64)>,
+}
+
+/// Trade ids of open buckets, newest `capacity` at most, in arrival order.
+#[derive(Debug, Clone)]
+struct SeenIds {
+    set: HashSet<String>,
+    order: VecDeque<(u64, String)>,
+    capacity: usize,
+}
+
+impl SeenIds {
+    fn new(capacity: usize) -> Self {
+        SeenIds {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
+    fn insert(&mut self, bucket: u64, id: &str) {
+        if self.set.insert(id.to_string()) {
+            self.order.push_back((bucket, id.to_string()));
+        }
+        while self.order.len() > self.capacity {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, id)) = self.order.pop_front() {
+            self.set.remove(&id);
+        }
+    }
+
+    /// Drops ids of closed buckets from the front (arrival order is nearly bucket order; the
+    /// few out-of-order ones left behind go with the capacity, and trades of closed buckets are
+    /// refused as late before ids are consulted).
+    fn forget_before(&mut self, boundary: u64) {
+        while self.order.front().is_some_and(|(b, _)| *b < boundary) {
+            self.pop_front();
+        }
+    }
+}
+
+/// Order of trades within a candle: time, then sequence, then arrival.
+type Key = (u64, u64, u64);
+
+#[derive(Debug, Clone)]
+struct Rec {
+    key: Key,
+    price: Decimal,
+    qty: Decimal,
+}
+
+#[derive(Debug, Clone)]
+struct Building {
+    candle: BuiltCandle,
+    first_key: Option<Key>,
+    last_key: Option<Key>,
+    /// Individual trades, while the bucket may still need splitting at a REST join point.
+    retained: Option<Vec<Rec>>,
+}
+
+impl Building {
+    fn empty(symbol: &str, interval: &Interval, start_ms: u64, retain: bool) -> Self {
+        Building {
+            candle: BuiltCandle {
+                symbol: symbol.to_string(),
+                interval: interval.name.clone(),
+                start_ms,
+                end_ms: start_ms + interval.ms - 1,
+                open: Decimal::ZERO,
+                high: Decimal::ZERO,
+                low: Decimal::ZERO,
+                close: Decimal::ZERO,
+                volume: Decimal::ZERO,
+                turnover: Decimal::ZERO,
+                trade_count: 0,
+                last_trade_ms: None,
+                confirmed: false,
+                rest_as_of_ms: None,
+            },
+            first_key: None,
+            last_key: None,
+            retained: retain.then(Vec::new),
+        }
+    }
+
+    fn has_data(&self) -> bool {
+        self.first_key.is_some() || self.candle.rest_as_of_ms.is_some()
+    }
+
+    /// Adds one trade; `false` (and no change) on overflow.
+    fn apply(&mut self, key: Key, price: Decimal, qty: Decimal) -> bool {
+        let fresh = !self.has_data();
+        let c = &mut self.candle;
+        let Some(turnover) = price
+            .checked_mul(qty)
+            .and_then(|t| t.checked_add(c.turnover))
+        else {
+            return false;
+        };
+        let Some(volume) = c.volume.checked_add(qty) else {
+            return false;
+        };
+        c.turnover = turnover;
+        c.volume = volume;
+        if fresh {
+            c.open = price;
+            c.high = price;
+            c.low = price;
+            c.close = price;
+        } else {
+            c.high = c.high.max(price);
+            c.low = c.low.min(price);
+        }
+        // With a REST base, REST's open stands: every live trade kept is after it.
+        if c.rest_as_of_ms.is_none() && self.first_key.map_or(true, |f| key < f) {
+            c.open = price;
+        }
+        if self.first_key.map_or(true, |f| key < f) {
+            self.first_key = Some(key);
+        }
+        if self.last_key.map_or(true, |l| key > l) {
+            self.last_key = Some(key);
+            c.close = price;
+        }
+        c.trade_count += 1;
+        c.last_trade_ms = Some(c.last_trade_ms.map_or(key.0, |t| t.max(key.0)));
+        if let Some(r) = &mut self.retained {
+            r.push(Rec { key, price, qty });
+        }
+        true
+    }
+}
+
+/// Builds candles of one symbol and interval from its trades.
+#[derive(Debug, Clone)]
+pub struct CandleAggregator {
+    symbol: String,
+    interval: Interval,
+    grace_ms: u64,
+    open: BTreeMap<u64, Building>,
+    /// Every bucket starting before this is closed.
+    closed_before: Option<u64>,
+    watermark_ms: u64,
+    arrivals: u64,
+    awaiting_rest: bool,
+    /// First live trade time since construction or the last interruption.
+    live_since_ms: Option<u64>,
+    seen: SeenIds,
+    stats: IngestStats,
+}
+
+impl CandleAggregator {
+    /// An aggregator for `symbol` and a Bybit interval string, with [`DEFAULT_GRACE_MS`]. It starts
+    /// awaiting REST's open candle (see [`Self::reconcile_open`]).
+    pub fn new(symbol: &str, interval: &str) -> Result<Self, CandleError> {
+        Self::with_grace(symbol, interval, DEFAULT_GRACE_MS)
+    }
+
+    /// As [`Self::new`], keeping each bucket open `grace_ms` after its end for late trades.
+    pub fn with_grace(symbol: &str, interval: &str, grace_ms: u64) -> Result<Self, CandleError> {
+        Ok(CandleAggregator {
+            symbol: symbol.to_string(),
+            interval: Interval::parse(interval)?,
+            grace_ms,
+            open: BTreeMap::new(),
+            closed_before: None,
+            watermark_ms: 0,
+            arrivals: 0,
+            awaiting_rest: true,
+            live_since_ms: None,
+            seen: SeenIds::new(DEFAULT_DEDUPE_CAPACITY),
+            stats: IngestStats::default(),
+        })
+    }
+
+    /// Remembers at most `capacity` (at least 1) trade ids for de-duplication (see
+    /// [`DEFAULT_DEDUPE_CAPACITY`]).
+    pub fn with_dedupe_capacity(mut self, capacity: usize) -> Self {
+        self.seen = SeenIds::new(capacity);
+        self
+    }
+
+    /// Symbol.
+    pub fn symbol(&self) -> &str {
+        &self.symbol
+    }
+
+    /// Interval.
+    pub fn interval(&self) -> &Interval {
+        &self.interval
+    }
+
+    /// Outcome counters.
+    pub fn stats(&self) -> IngestStats {
+        self.stats
+    }
+
+    /// Whether buckets opened now keep their trades for a coming [`Self::reconcile_open`].
+    pub fn awaiting_rest(&self) -> bool {
+        self.awaiting_rest
+    }
+
+    /// The live feed was interrupted (reconnect, outage): live coverage restarts with the next
+    /// trade and new buckets keep their trades until reconciled with REST.
+    pub fn interrupted(&mut self) {
+        self.awaiting_rest = true;
+        self.live_since_ms = None;
+    }
+
+    /// Applies one trade; returns what became of it and the candles its time closed.
+    pub fn push(&mut self, t: &TradeEvent) -> Pushed {
+        let ingest = self.ingest(t);
+        match ingest {
+            Ingest::Applied => self.stats.applied += 1,
+            Ingest::Duplicate => self.stats.duplicate += 1,
+            Ingest::Late => self.stats.late += 1,
+            Ingest::CoveredByRest => self.stats.covered_by_rest += 1,
+            Ingest::OtherSymbol => self.stats.other_symbol += 1,
+            Ingest::Overflow => self.stats.overflow += 1,
+        }
+        let closed = if ingest == Ingest::OtherSymbol {
+            Vec::new()
+        } else {
+            self.close_due(t.ts_ms)
+        };
+        Pushed { ingest, closed }
+    }
+
+    fn ingest(&mut self, t: &TradeEvent) -> Ingest {
+        if t.symbol != self.symbol {
+            return Ingest::OtherSymbol;
+        }
+        let start = self.interval.start_of(t.ts_ms);
+        if self.closed_before.is_some_and(|c| start < c) {
+            return Ingest::Late;
+        }
+        self.arrivals += 1;
+        let key = (t.ts_ms, t.seq.unwrap_or(0), self.arrivals);
+        let retain = self.awaiting_rest;
+        let b = self
+            .open
+            .entry(start)
+            .or_insert_with(|| Building::empty(&self.symbol, &self.interval, start, retain));
+        if self.seen.contains(&t.id) {
+            return Ingest::Duplicate;
+        }
+        if b.candle.rest_as_of_ms.is_some_and(|a| t.ts_ms <= a) {
+            self.seen.insert(start, &t.id);
+            return Ingest::CoveredByRest;
+        }
+        if !b.apply(key, t.price, t.qty) {
+            return Ingest::Overflow;
+        }
+        self.seen.insert(start, &t.id);
+        self.live_since_ms = Some(self.live_since_ms.map_or(t.ts_ms, |s| s.min(t.ts_ms)));
+        Ingest::Applied
+    }
+
+    /// Advances time to `now_ms` (never backwards) and returns the candles that closed, oldest
+    /// first. Call it periodically so quiet markets still close their candles.
+    pub fn close_due(&mut self, now_ms: u64) -> Vec<BuiltCandle> {
+        self.watermark_ms = self.watermark_ms.max(now_ms);
+        let horizon = self.watermark_ms.saturating_sub(self.grace_ms);
+        let boundary = self.interval.start_of(horizon);
+        self.closed_before = Some(self.closed_before.map_or(boundary, |c| c.max(boundary)));
+        self.seen.forget_before(boundary);
+        let still_open = self.open.split_off(&boundary);
+        let closing = std::mem::replace(&mut self.open, still_open);
+        closing
+            .into_values()
+            .filter(Building::has_data)
+            .map(|b| {
+                let mut c = b.candle;
+                c.confirmed = true;
+                c
+            })
+            .collect()
+    }
+
+    /// Open candles with data, oldest first (more than one only during a grace period).
+    pub fn open_candles(&self) -> Vec<BuiltCandle> {
+        self.open
+            .values()
+            .filter(|b| b.has_data())
+            .map(|b| b.candle.clone())
+            .collect()
+    }
+
+    /// The newest open candle with data.
+    pub fn current(&self) -> Option<BuiltCandle> {
+        self.open
+            .values()
+            .rev()
+            .find(|b| b.has_data())
+            .map(|b| b.candle.clone())
+    }
+
+    /// Stitches REST's candle for an open (or not yet seen) bucket with the live trades, REST being
+    /// authoritative up to `as_of_ms`, the server time of its answer (see the module rules).
+    /// Replaces any earlier reconciliation of the same bucket.
+    pub fn reconcile_open(
+        &mut self,
+        rest: &Candle,
+        as_of_ms: u64,
+    ) -> Result<Reconciled, CandleError> {
+        let start = rest.start_ms;
+        if !self.interval.is_boundary(start) {
+            return Err(CandleError::Misaligned {
+                interval: self.interval.name.clone(),
+                start_ms: start,
+            });
+        }
+        if self.closed_before.is_some_and(|c| start < c) {
+            return Err(CandleError::AlreadyClosed { start_ms: start });
+        }
+        if as_of_ms < start {
+            return Err(CandleError::AnswerBeforeStart {
+                start_ms: start,
+                as_of_ms,
+            });
+        }
+        let old = self.open.get(&start);
+        let mut live: Vec<Rec> = match old {
+            None => Vec::new(),
+            Some(b) => match &b.retained {
+                Some(r) => r.clone(),
+                // Sums only: usable when they are wholly after the join point.
+                None if b.first_key.map_or(true, |k| k.0 > as_of_ms) => match b.first_key {
+                    None => Vec::new(),
+                    Some(_) => return self.extend_unretained(rest, as_of_ms),
+                },
+                None => return Err(CandleError::NotRetained { start_ms: start }),
+            },
+        };
+        live.sort_by_key(|r| r.key);
+        let mut b = Building::empty(&self.symbol, &self.interval, start, false);
+        set_rest_base(&mut b.candle, rest, as_of_ms);
+        let mut kept = 0;
+        let mut dropped = 0;
+        for r in &live {
+            if r.key.0 <= as_of_ms {
+                dropped += 1;
+            } else if b.apply(r.key, r.price, r.qty) {
+                kept += 1;
+            } else {
+                return Err(CandleError::Overflow { start_ms: start });
+            }
+        }
+        let hole = self.hole_after(as_of_ms);
+        let candle = b.candle.clone();
+        self.open.insert(start, b);
+        self.awaiting_rest = false;
+        Ok(Reconciled {
+            candle,
+            kept_live: kept,
+            dropped_covered: dropped,
+            hole,
+        })
+    }
+
+    fn hole_after(&self, as_of_ms: u64) -> Option<(u64, u64)> {
+        self.live_since_ms
+            .filter(|&s| s > as_of_ms + 1)
+            .map(|s| (as_of_ms, s))
+    }
+
+    /// Reconciliation of a bucket whose live part is known only as sums, all after the join point.
+    fn extend_unretained(
+        &mut self,
+        rest: &Candle,
+        as_of_ms: u64,
+    ) -> Result<Reconciled, CandleError> {
+        let start = rest.start_ms;
+        let overflow = CandleError::Overflow { start_ms: start };
+        let Some(b) = self.open.get_mut(&start) else {
+            return Err(CandleError::NotRetained { start_ms: start });
+        };
+        let live = b.candle.clone();
+        let c = &mut b.candle;
+        c.open = rest.open;
+        c.high = rest.high.max(live.high);
+        c.low = rest.low.min(live.low);
+        c.volume = rest
+            .volume
+            .checked_add(live.volume)
+            .ok_or(overflow.clone())?;
+        c.turnover = rest.turnover.checked_add(live.turnover).ok_or(overflow)?;
+        c.rest_as_of_ms = Some(as_of_ms);
+        let candle = c.clone();
+        self.awaiting_rest = false;
+        Ok(Reconciled {
+            kept_live: usize::try_from(candle.trade_count).unwrap_or(usize::MAX),
+            candle,
+            dropped_covered: 0,
+            hole: self.hole_after(as_of_ms),
+        })
+    }
+}
+
+fn set_rest_base(c: &mut BuiltCandle, rest: &Candle, as_of_ms: u64) {
+    c.open = rest.open;
+    c.high = rest.high;
+    c.low = rest.low;
+    c.close = rest.close;
+    c.volume = rest.volume;
+    c.turnover = rest.turnover;
+    c.rest_as_of_ms = Some(as_of_ms);
+}
+
+/// Closed intervals to re-fetch from REST: `[from_ms, to_ms)` of candle starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MissingSpan {
+    /// First missing start.
+    pub from_ms: u64,
+    /// End (exclusive): the start of the interval open at `now`.
+    pub to_ms: u64,
+    /// Interval length.
+    pub interval_ms: u64,
+}
+
+impl MissingSpan {
+    /// Number of candles missing.
+    pub fn count(&self) -> u64 {
+        (self.to_ms - self.from_ms) / self.interval_ms
+    }
+
+    /// The missing starts, ascending.
+    pub fn starts(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.count()).map(move |i| self.from_ms + i * self.interval_ms)
+    }
+}
+
+/// The closed candles after `last_confirmed_start` (the newest candle history holds as closed)
+/// up to the interval open at `now_ms` (excluded: reconcile it with
+/// [`CandleAggregator::reconcile_open`]). `None` when nothing is missing.
+pub fn missing_intervals(
+    interval: &Interval,
+    last_confirmed_start: u64,
+    now_ms: u64,
+) -> Option<MissingSpan> {
+    let from_ms = interval.start_of(last_confirmed_start) + interval.ms;
+    let to_ms = interval.start_of(now_ms);
+    (from_ms < to_ms).then_some(MissingSpan {
+        from_ms,
+        to_ms,
+        interval_ms: interval.ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Side;
+    use std::str::FromStr;
+
+    const MIN: u64 = 60_000;
+    const T0: u64 = 1_700_000_040_000; // a minute boundary
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("test decimal")
+    }
+
+    fn trade(id: &str, ts_ms: u64, price: &str, qty: &str) -> TradeEvent {
+        TradeEvent {
+            symbol: "BTCUSDT".into(),
+            id: id.into(),
+            price: d(price),
+            qty: d(qty),
+            side: Side::Buy,
+            ts_ms,
+            seq: None,
+            block: false,
+            category: None,
+            recv_ns: None,
+            recovered: false,
+        }
+    }
+
+    fn rest(start_ms: u64, o: &str, h: &str, l: &str, c: &str, v: &str, t: &str) -> Candle {
+        Candle {
+            start_ms,
+            open: d(o),
+            high: d(h),
+            low: d(l),
+            close: d(c),
+            volume: d(v),
+            turnover: d(t),
+        }
+    }
+
+    fn agg() -> CandleAggregator {
+        CandleAggregator::with_grace("BTCUSDT", "1", 1_000).expect("interval")
+    }
+
+    #[test]
+    fn intervals_parse_and_align() {
+        const { assert!(T0 % MIN == 0) };
+        let m5 = Interval::parse("5").unwrap();
+        assert_eq!(m5.ms(), 300_000);
+        assert_eq!(m5.start_of(600_001), 600_000);
+        let day = Interval::parse("D").unwrap();
+        assert_eq!(day.start_of(86_400_000 * 3 + 5), 86_400_000 * 3);
+        // 2023-09-11 00:00 UTC was a Monday; so is every weekly start.
+        let week = Interval::parse("W").unwrap();
+        assert_eq!(
+            week.start_of(1_694_390_400_000 + 3 * 86_400_000),
+            1_694_390_400_000
+        );
+        assert!(week.is_boundary(1_694_390_400_000));
+        assert!(!week.is_boundary(1_694_390_400_000 - 86_400_000));
+        assert_eq!(Interval::parse("M"), Err(CandleError::Interval("M".into())));
+        assert!(Interval::parse("7").is_err());
+        assert!(CandleAggregator::new("BTCUSDT", "M").is_err());
+    }
+
+    #[test]
+    fn builds_exact_ohlcv_and_turnover() {
+        let mut a = agg();
+        for (i, (p, q)) in [
+            ("100.1", "0.3"),
+            ("100.5", "0.001"),
+            ("99.9", "2"),
+            ("100.2", "0.1"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = a.push(&trade(&format!("t{i}"), T0 + i as u64 * 1000, p, q));
+            assert_eq!(r.ingest, Ingest::Applied);
+            assert!(r.closed.is_empty());
+        }
+        let c = a.current().unwrap();
+        assert_eq!(
+            (c.open, c.high, c.low, c.close),
+            (d("100.1"), d("100.5"), d("99.9"), d("100.2"))
+        );
+        assert_eq!(c.volume, d("2.401"));
+        // 30.03 + 0.1005 + 199.8 + 10.02, exactly
+        assert_eq!(c.turnover, d("239.9505"));
+        assert_eq!(c.trade_count, 4);
+        assert_eq!(c.start_ms, T0);
+        assert_eq!(c.end_ms, T0 + MIN - 1);
+        assert!(!c.confirmed);
+        let k = c.to_kline_event(T0 + 3000);
+        assert_eq!(
+            (k.start, k.end, k.confirm, k.ts_ms),
+            (T0, T0 + MIN - 1, false, T0 + 3000)
+        );
+    }
+
+    #[test]
+    fn closes_after_grace_and_rejects_late_trades() {
+        let mut a = agg();
+        a.push(&trade("a", T0 + 10, "1", "1"));
+        // Next bucket, but still within the 1 s grace of the first: nothing closes.
+        let r = a.push(&trade("b", T0 + MIN + 500, "2", "1"));
+        assert!(r.closed.is_empty());
+        assert_eq!(a.open_candles().len(), 2);
+        // An out-of-order trade for the first bucket is still accepted.
+        assert_eq!(
+            a.push(&trade("c", T0 + 20, "3", "1")).ingest,
+            Ingest::Applied
+        );
+        let r = a.push(&trade("d", T0 + MIN + 1_000, "2", "1"));
+        assert_eq!(r.closed.len(), 1);
+        let c = &r.closed[0];
+        assert!(c.confirmed);
+        assert_eq!(
+            (c.start_ms, c.open, c.close, c.high, c.trade_count),
+            (T0, d("1"), d("3"), d("3"), 2)
+        );
+        assert_eq!(a.push(&trade("e", T0 + 30, "9", "1")).ingest, Ingest::Late);
+        assert_eq!(a.stats().late, 1);
+        // A quiet market still closes by time; empty buckets yield nothing.
+        let closed = a.close_due(T0 + 5 * MIN);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].start_ms, T0 + MIN);
+        assert!(a.current().is_none());
+        // Time never goes backwards.
+        assert!(a.close_due(T0).is_empty());
+        assert_eq!(
+            a.push(&trade("f", T0 + 2 * MIN, "1", "1")).ingest,
+            Ingest::Late
+        );
+    }
+
+    #[test]
+    fn out_of_order_trades_give_event_order_open_and_close() {
+        let mut a = agg();
+        a.push(&trade("2", T0 + 2000, "20", "1"));
+        a.push(&trade("3", T0 + 3000, "30", "1"));
+        a.push(&trade("1", T0 + 1000, "10", "1"));
+        let mut same_ts_late_seq = trade("4", T0 + 3000, "35", "1");
+        same_ts_late_seq.seq = Some(9);
+        a.push(&same_ts_late_seq);
+        let c = a.current().unwrap();
+        assert_eq!(
+            (c.open, c.close, c.low, c.high),
+            (d("10"), d("35"), d("10"), d("35"))
+        );
+        assert_eq!(c.last_trade_ms, Some(T0 + 3000));
+    }
+
+    #[test]
+    fn duplicate_ids_are_counted_once() {
+        let mut a = agg();
+        a.push(&trade("x", T0 + 1, "10", "1"));
+        let mut again = trade("x", T0 + 1, "10", "1");
+        again.recovered = true;
+        assert_eq!(a.push(&again).ingest, Ingest::Duplicate);
+        a.push(&trade("y", T0 + 2, "10", "2"));
+        let c = a.current().unwrap();
+        assert_eq!((c.volume, c.trade_count), (d("3"), 2));
+        assert_eq!(a.stats().duplicate, 1);
+        assert_eq!(
+            a.push(&TradeEvent {
+                symbol: "ETHUSDT".into(),
+                ..trade("z", T0 + 3, "1", "1")
+            })
+            .ingest,
+            Ingest::OtherSymbol
+        );
+    }
+
+    #[test]
+    fn dedupe_memory_is_bounded_and_freed_on_close() {
+        let mut a = CandleAggregator::with_grace("BTCUSDT", "D", 0)
+            .unwrap()
+            .with_dedupe_capacity(3);
+        let day = 86_400_000 * 19_700;
+        for i in 0..5 {
+            a.push(&trade(&format!("t{i}"), day + i, "1", "1"));
+        }
+        assert_eq!(a.seen.order.len(), 3);
+        // The newest ids are still recognised, the evicted oldest are not.
+        assert_eq!(
+            a.push(&trade("t4", day + 4, "1", "1")).ingest,
+            Ingest::Duplicate
+        );
+        assert_eq!(a.push(&trade("t0", day, "1", "1")).ingest, Ingest::Applied);
+        a.close_due(day + 86_400_000);
+        assert!(a.seen.set.is_empty() && a.seen.order.is_empty());
+    }
+
+    #[test]
+    fn overflow_is_refused_not_panicking() {
+        let mut a = agg();
+        assert_eq!(a.push(&trade("a", T0, "1", "1")).ingest, Ingest::Applied);
+        let huge = Decimal::MAX;
+        let t = TradeEvent {
+            price: huge,
+            qty: d("2"),
+            ..trade("b", T0 + 1, "1", "1")
+        };
+        assert_eq!(a.push(&t).ingest, Ingest::Overflow);
+        assert_eq!(a.current().unwrap().volume, d("1"));
+    }
+
+    #[test]
+    fn reconcile_takes_rest_up_to_its_answer_time_then_extends_with_live() {
+        let mut a = agg();
+        // Subscribed first: live trades from T0+10s; REST answered at T0+20s.
+        a.push(&trade("l1", T0 + 10_000, "101", "1")); // covered by REST
+        a.push(&trade("l2", T0 + 20_000, "90", "1")); // at the join point: covered
+        a.push(&trade("l3", T0 + 25_000, "120", "2")); // after: extends
+        let r = a
+            .reconcile_open(
+                &rest(T0, "100", "105", "95", "101", "10", "1000"),
+                T0 + 20_000,
+            )
+            .unwrap();
+        assert_eq!((r.kept_live, r.dropped_covered, r.hole), (1, 2, None));
+        let c = r.candle;
+        assert_eq!(
+            (c.open, c.high, c.low, c.close),
+            (d("100"), d("120"), d("95"), d("120"))
+        );
+        assert_eq!((c.volume, c.turnover), (d("12"), d("1240")));
+        assert_eq!(c.rest_as_of_ms, Some(T0 + 20_000));
+        assert_eq!(c.trade_count, 1);
+        // Late live trades at or before the join point are already in REST's numbers.
+        assert_eq!(
+            a.push(&trade("l0", T0 + 15_000, "1", "5")).ingest,
+            Ingest::CoveredByRest
+        );
+        // A REST-recovered copy of a live trade is still a duplicate.
+        assert_eq!(
+            a.push(&trade("l3", T0 + 25_000, "120", "2")).ingest,
+            Ingest::Duplicate
+        );
+        assert_eq!(
+            a.push(&trade("l4", T0 + 30_000, "80", "1")).ingest,
+            Ingest::Applied
+        );
+        let c = a.current().unwrap();
+        assert_eq!(
+            (c.open, c.low, c.close, c.volume),
+            (d("100"), d("80"), d("80"), d("13"))
+        );
+        // Closing yields the stitched candle, confirmed.
+        let closed = a.close_due(T0 + MIN + 1_000);
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].confirmed);
+        assert_eq!(closed[0].turnover, d("1320"));
+        // Buckets opened after reconciling do not keep trades.
+        assert!(!a.awaiting_rest());
+    }
+
+    #[test]
+    fn reconcile_reports_a_hole_when_rest_predates_live() {
+        let mut a = agg();
+        a.push(&trade("l1", T0 + 40_000, "50", "1"));
+        let r = a
+            .reconcile_open(&rest(T0, "49", "49", "48", "48", "3", "145"), T0 + 30_000)
+            .unwrap();
+        assert_eq!(r.hole, Some((T0 + 30_000, T0 + 40_000)));
+        assert_eq!(
+            (r.candle.volume, r.candle.close, r.candle.high),
+            (d("4"), d("50"), d("50"))
+        );
+    }
+
+    #[test]
+    fn reconcile_of_an_unseen_bucket_is_rest_then_live() {
+        let mut a = agg();
+        let r = a
+            .reconcile_open(&rest(T0, "7", "8", "6", "7.5", "1", "7.5"), T0 + 5_000)
+            .unwrap();
+        assert_eq!((r.kept_live, r.candle.trade_count), (0, 0));
+        assert_eq!(
+            a.push(&trade("x", T0 + 6_000, "9", "1")).ingest,
+            Ingest::Applied
+        );
+        let c = a.current().unwrap();
+        assert_eq!(
+            (c.open, c.high, c.close, c.volume),
+            (d("7"), d("9"), d("9"), d("2"))
+        );
+    }
+
+    #[test]
+    fn reconcile_refuses_bad_input_and_unretained_splits() {
+        let mut a = agg();
+        assert!(matches!(
+            a.reconcile_open(&rest(T0 + 1, "1", "1", "1", "1", "1", "1"), T0 + 2),
+            Err(CandleError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            a.reconcile_open(&rest(T0, "1", "1", "1", "1", "1", "1"), T0 - 1),
+            Err(CandleError::AnswerBeforeStart { .. })
+        ));
+        a.push(&trade("a", T0 + 1_000, "1", "1"));
+        a.reconcile_open(&rest(T0, "1", "1", "1", "1", "1", "1"), T0 + 2_000)
+            .unwrap();
+        // Next bucket opened while not awaiting REST: only sums are kept.
+        a.push(&trade("b", T0 + MIN + 1_000, "2", "1"));
+        assert_eq!(
+            a.reconcile_open(
+                &rest(T0 + MIN, "2", "2", "2", "2", "1", "2"),
+                T0 + MIN + 5_000
+            ),
+            Err(CandleError::NotRetained { start_ms: T0 + MIN })
+        );
+        // ...which is fine when all of them are after the join point.
+        let r = a
+            .reconcile_open(
+                &rest(T0 + MIN, "3", "3", "1", "3", "1", "3"),
+                T0 + MIN + 500,
+            )
+            .unwrap();
+        assert_eq!(
+            (r.candle.open, r.candle.volume, r.candle.low),
+            (d("3"), d("2"), d("1"))
+        );
+        a.close_due(T0 + 3 * MIN);
+        assert_eq!(
+            a.reconcile_open(
+                &rest(T0 + MIN, "3", "3", "1", "3", "1", "3"),
+                T0 + MIN + 500
+            ),
+            Err(CandleError::AlreadyClosed { start_ms: T0 + MIN })
+        );
+    }
+
+    #[test]
+    fn interruption_makes_new_buckets_retain_trades_again() {
+        let mut a = agg();
+        a.reconcile_open(&rest(T0, "1", "1", "1", "1", "1", "1"), T0)
+            .unwrap();
+        a.interrupted();
+        assert!(a.awaiting_rest());
+        a.push(&trade("a", T0 + MIN + 1_000, "5", "1"));
+        a.push(&trade("b", T0 + MIN + 9_000, "6", "1"));
+        let r = a
+            .reconcile_open(
+                &rest(T0 + MIN, "4", "5", "4", "5", "7", "30"),
+                T0 + MIN + 2_000,
+            )
+            .unwrap();
+        assert_eq!((r.kept_live, r.dropped_covered), (1, 1));
+        assert_eq!((r.candle.volume, r.candle.close), (d("8"), d("6")));
+    }
+
+    #[test]
+    fn missing_intervals_after_an_outage() {
+        let m1 = Interval::parse("1").unwrap();
+        // History ends with the candle at T0; now is 3.5 minutes later: T0+1m and T0+2m are closed
+        // and missing, T0+3m is open.
+        let s = missing_intervals(&m1, T0, T0 + 3 * MIN + 30_000).unwrap();
+        assert_eq!((s.from_ms, s.to_ms, s.count()), (T0 + MIN, T0 + 3 * MIN, 2));
+        assert_eq!(s.starts().collect::<Vec<_>>(), vec![T0 + MIN, T0 + 2 * MIN]);
+        assert_eq!(missing_intervals(&m1, T0, T0 + MIN + 5), None);
+        assert_eq!(missing_intervals(&m1, T0, T0), None);
+        let m5 = Interval::parse("5").unwrap();
+        let s = missing_intervals(&m5, 0, 90 * 86_400_000).unwrap();
+        assert_eq!(s.count(), 90 * 288 - 1);
+    }
+}

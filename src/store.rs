@@ -1,0 +1,1106 @@
+//! The embedded store: one SQLite file in WAL mode under the data dir, holding candles, recent
+//! trades, the backfill chunks already stored (for resume) and the feed status history.
+//!
+//! # Durability
+//! Every write method runs in one transaction and returns only after it committed, with
+//! `synchronous=FULL`: the WAL is fsynced at each commit. So whatever a method reported stored
+//! survives a `kill -9` at any moment (that alone would hold with `NORMAL`, since a committed WAL
+//! frame is already in the OS cache) and also an OS crash or power loss, which `NORMAL` does not
+//! promise. The price is one fsync per call, so callers batch (a backfill chunk, a burst of
+//! trades) into one call. SQLite's WAL never leaves a torn file: a transaction cut short is
+//! rolled back on the next open.
+//!
+//! # Idempotence
+//! - Candles are keyed by (symbol, category, interval, start). Writing the same candle again
+//!   changes nothing; an open candle's newer state replaces the older one. A confirmed candle is
+//!   never replaced by an unconfirmed one, and a confirmed REST (`backfill`) candle is never
+//!   replaced by a confirmed `live` one (REST is authoritative; a live candle may have missed
+//!   trades), while a REST candle does replace a live one.
+//! - Trades are keyed by (symbol, category, id); a second copy is ignored.
+//! - Decimals are stored as TEXT, exactly as [`Decimal`] prints them (scale kept).
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::candles::BuiltCandle;
+use crate::normalized::TradeEvent;
+use crate::protocol::rest::Candle;
+use crate::protocol::{Category, Side};
+
+/// The database file name inside the data dir.
+pub const DB_FILE: &str = "hft-connector.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS candles (
+    symbol     TEXT    NOT NULL,
+    category   TEXT    NOT NULL,
+    interval   TEXT    NOT NULL,
+    start_ms   INTEGER NOT NULL,
+    open       TEXT    NOT NULL,
+    high       TEXT    NOT NULL,
+    low        TEXT    NOT NULL,
+    close      TEXT    NOT NULL,
+    volume     TEXT    NOT NULL,
+    turnover   TEXT    NOT NULL,
+    source     TEXT    NOT NULL CHECK (source IN ('backfill', 'live')),
+    confirmed  INTEGER NOT NULL CHECK (confirmed IN (0, 1)),
+    PRIMARY KEY (symbol, category, interval, start_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trades (
+    symbol    TEXT    NOT NULL,
+    category  TEXT    NOT NULL,
+    id        TEXT    NOT NULL,
+    price     TEXT    NOT NULL,
+    qty       TEXT    NOT NULL,
+    side      TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+    ts_ms     INTEGER NOT NULL,
+    seq       INTEGER,
+    recovered INTEGER NOT NULL CHECK (recovered IN (0, 1)),
+    UNIQUE (symbol, category, id)
+);
+CREATE INDEX IF NOT EXISTS trades_by_time ON trades (symbol, category, ts_ms);
+CREATE TABLE IF NOT EXISTS backfill_chunks (
+    chunk_id TEXT    PRIMARY KEY,
+    candles  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_status (
+    ts_ms    INTEGER NOT NULL,
+    symbol   TEXT    NOT NULL,
+    category TEXT    NOT NULL,
+    status   TEXT    NOT NULL,
+    detail   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_status_by_feed ON feed_status (symbol, category, ts_ms);
+";
+
+/// A store failure; opening failures name the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data dir cannot be created or is not a directory.
+    #[error("data dir {path} is not usable: {source}")]
+    DataDir {
+        /// The dir.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database cannot be opened, written or set up.
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// WAL mode was refused.
+    #[error("the database {path} refused WAL mode (journal mode is {mode:?})")]
+    NotWal {
+        /// The database file.
+        path: PathBuf,
+        /// The mode SQLite kept.
+        mode: String,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored value is not what this module writes.
+    #[error("corrupt {table} row: {detail}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A number beyond SQLite's signed 64-bit integers.
+    #[error("value {0} does not fit the database")]
+    Range(u64),
+}
+
+/// Where a candle came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CandleSource {
+    /// REST (`/v5/market/kline`).
+    Backfill,
+    /// Built from live trades (possibly on a REST base).
+    Live,
+}
+
+impl CandleSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            CandleSource::Backfill => "backfill",
+            CandleSource::Live => "live",
+        }
+    }
+}
+
+/// A stored candle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredCandle {
+    /// Symbol.
+    pub symbol: String,
+    /// Category.
+    pub category: Category,
+    /// Interval name.
+    pub interval: String,
+    /// Start (ms).
+    pub start_ms: u64,
+    /// Open.
+    pub open: Decimal,
+    /// High.
+    pub high: Decimal,
+    /// Low.
+    pub low: Decimal,
+    /// Close.
+    pub close: Decimal,
+    /// Volume.
+    pub volume: Decimal,
+    /// Turnover.
+    pub turnover: Decimal,
+    /// Origin.
+    pub source: CandleSource,
+    /// Closed.
+    pub confirmed: bool,
+}
+
+impl StoredCandle {
+    /// A REST candle; `confirmed` when it had closed at the answer's server time.
+    pub fn from_rest(
+        symbol: &str,
+        category: Category,
+        interval: &str,
+        c: &Candle,
+        confirmed: bool,
+    ) -> Self {
+        StoredCandle {
+            symbol: symbol.to_string(),
+            category,
+            interval: interval.to_string(),
+            start_ms: c.start_ms,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            turnover: c.turnover,
+            source: CandleSource::Backfill,
+            confirmed,
+        }
+    }
+
+    /// A candle built from live trades.
+    pub fn from_built(c: &BuiltCandle, category: Category) -> Self {
+        StoredCandle {
+            symbol: c.symbol.clone(),
+            category,
+            interval: c.interval.clone(),
+            start_ms: c.start_ms,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            volume: c.volume,
+            turnover: c.turnover,
+            source: CandleSource::Live,
+            confirmed: c.confirmed,
+        }
+    }
+}
+
+/// A stored trade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredTrade {
+    /// Symbol.
+    pub symbol: String,
+    /// Category.
+    pub category: Category,
+    /// Trade id.
+    pub id: String,
+    /// Price.
+    pub price: Decimal,
+    /// Size.
+    pub qty: Decimal,
+    /// Taker side.
+    pub side: Side,
+    /// Fill time (ms).
+    pub ts_ms: u64,
+    /// Cross sequence.
+    pub seq: Option<u64>,
+    /// Recovered from REST.
+    pub recovered: bool,
+}
+
+impl StoredTrade {
+    /// From a normalized trade of `category`.
+    pub fn from_event(t: &TradeEvent, category: Category) -> Self {
+        StoredTrade {
+            symbol: t.symbol.clone(),
+            category,
+            id: t.id.clone(),
+            price: t.price,
+            qty: t.qty,
+            side: t.side,
+            ts_ms: t.ts_ms,
+            seq: t.seq,
+            recovered: t.recovered,
+        }
+    }
+}
+
+/// How many recent trades to keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// Delete trades older than this (ms before `now`).
+    pub max_age_ms: Option<u64>,
+    /// Keep at most this many per (symbol, category), the newest.
+    pub keep_last: Option<u64>,
+}
+
+impl Retention {
+    /// Keep `hours` of trades.
+    pub fn hours(hours: u64) -> Self {
+        Retention {
+            max_age_ms: Some(hours.saturating_mul(3_600_000)),
+            keep_last: None,
+        }
+    }
+}
+
+/// One feed status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusRecord {
+    /// When (ms).
+    pub ts_ms: u64,
+    /// Symbol.
+    pub symbol: String,
+    /// Category.
+    pub category: Category,
+    /// Status (`up`, `down`, `degraded`...).
+    pub status: String,
+    /// Why.
+    pub detail: String,
+}
+
+fn int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Range(v))
+}
+
+fn corrupt(table: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.into(),
+    }
+}
+
+fn dec(table: &'static str, row: &Row<'_>, i: usize) -> Result<Decimal, StoreError> {
+    let s: String = row.get(i)?;
+    Decimal::from_str(&s).map_err(|e| corrupt(table, format!("decimal {s:?}: {e}")))
+}
+
+fn cat(table: &'static str, row: &Row<'_>, i: usize) -> Result<Category, StoreError> {
+    let s: String = row.get(i)?;
+    Category::from_str(&s).map_err(|e| corrupt(table, e))
+}
+
+fn uint(table: &'static str, row: &Row<'_>, i: usize) -> Result<u64, StoreError> {
+    let v: i64 = row.get(i)?;
+    u64::try_from(v).map_err(|_| corrupt(table, format!("negative value {v}")))
+}
+
+const CANDLE_COLUMNS: &str =
+    "symbol, category, interval, start_ms, open, high, low, close, volume, turnover, source, confirmed";
+
+fn candle_row(row: &Row<'_>) -> Result<StoredCandle, StoreError> {
+    const T: &str = "candles";
+    let source: String = row.get(10)?;
+    Ok(StoredCandle {
+        symbol: row.get(0)?,
+        category: cat(T, row, 1)?,
+        interval: row.get(2)?,
+        start_ms: uint(T, row, 3)?,
+        open: dec(T, row, 4)?,
+        high: dec(T, row, 5)?,
+        low: dec(T, row, 6)?,
+        close: dec(T, row, 7)?,
+        volume: dec(T, row, 8)?,
+        turnover: dec(T, row, 9)?,
+        source: match source.as_str() {
+            "backfill" => CandleSource::Backfill,
+            "live" => CandleSource::Live,
+            other => return Err(corrupt(T, format!("source {other:?}"))),
+        },
+        confirmed: row.get(11)?,
+    })
+}
+
+fn trade_row(row: &Row<'_>) -> Result<StoredTrade, StoreError> {
+    const T: &str = "trades";
+    let side: String = row.get(5)?;
+    let seq: Option<i64> = row.get(7)?;
+    Ok(StoredTrade {
+        symbol: row.get(0)?,
+        category: cat(T, row, 1)?,
+        id: row.get(2)?,
+        price: dec(T, row, 3)?,
+        qty: dec(T, row, 4)?,
+        side: match side.as_str() {
+            "buy" => Side::Buy,
+            "sell" => Side::Sell,
+            other => return Err(corrupt(T, format!("side {other:?}"))),
+        },
+        ts_ms: uint(T, row, 6)?,
+        seq: seq
+            .map(|s| u64::try_from(s).map_err(|_| corrupt(T, format!("negative seq {s}"))))
+            .transpose()?,
+        recovered: row.get(8)?,
+    })
+}
+
+fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    f: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+fn upsert_candles_in(
+    tx: &rusqlite::Transaction<'_>,
+    candles: &[StoredCandle],
+) -> Result<usize, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO candles (symbol, category, interval, start_ms, open, high, low, close, volume,
+                              turnover, source, confirmed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (symbol, category, interval, start_ms) DO UPDATE SET
+             open = excluded.open, high = excluded.high, low = excluded.low,
+             close = excluded.close, volume = excluded.volume, turnover = excluded.turnover,
+             source = excluded.source, confirmed = excluded.confirmed
+         WHERE NOT (candles.confirmed = 1 AND excluded.confirmed = 0)
+           AND NOT (candles.confirmed = 1 AND candles.source = 'backfill'
+                    AND excluded.source = 'live')
+           AND (candles.open, candles.high, candles.low, candles.close, candles.volume,
+                candles.turnover, candles.source, candles.confirmed)
+               IS NOT (excluded.open, excluded.high, excluded.low, excluded.close,
+                       excluded.volume, excluded.turnover, excluded.source, excluded.confirmed)",
+    )?;
+    let mut changed = 0;
+    for c in candles {
+        changed += stmt.execute(params![
+            c.symbol,
+            c.category.as_str(),
+            c.interval,
+            int(c.start_ms)?,
+            c.open.to_string(),
+            c.high.to_string(),
+            c.low.to_string(),
+            c.close.to_string(),
+            c.volume.to_string(),
+            c.turnover.to_string(),
+            c.source.as_str(),
+            c.confirmed,
+        ])?;
+    }
+    Ok(changed)
+}
+
+/// The embedded database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `dir`, in WAL mode with `synchronous=FULL`.
+    /// Fails at once, naming the path, when the dir cannot be created, is not a directory, or the
+    /// database cannot be written there.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        let dir_err = |source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(dir_err)?;
+        if !dir.is_dir() {
+            return Err(dir_err(std::io::Error::other("not a directory")));
+        }
+        let path = dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::NotWal { path, mode });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        // Writing the schema proves the file is writable.
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Upserts candles in one transaction (see the module rules); returns how many rows changed.
+    pub fn upsert_candles(&mut self, candles: &[StoredCandle]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = upsert_candles_in(&tx, candles)?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Upserts a backfill chunk's candles and records the chunk as done, atomically: after a crash
+    /// a chunk is either done with all its candles or not done.
+    pub fn store_chunk(
+        &mut self,
+        chunk_id: &str,
+        candles: &[StoredCandle],
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = upsert_candles_in(&tx, candles)?;
+        tx.execute(
+            "INSERT INTO backfill_chunks (chunk_id, candles) VALUES (?1, ?2)
+             ON CONFLICT (chunk_id) DO UPDATE SET candles = excluded.candles",
+            params![chunk_id, int(candles.len() as u64)?],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Ids of the backfill chunks stored.
+    pub fn chunks_done(&self) -> Result<HashSet<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT chunk_id FROM backfill_chunks")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Inserts trades in one transaction, ignoring ids already stored; returns how many were new.
+    pub fn insert_trades(&mut self, trades: &[StoredTrade]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO trades (symbol, category, id, price, qty, side, ts_ms, seq, recovered)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (symbol, category, id) DO NOTHING",
+            )?;
+            for t in trades {
+                added += stmt.execute(params![
+                    t.symbol,
+                    t.category.as_str(),
+                    t.id,
+                    t.price.to_string(),
+                    t.qty.to_string(),
+                    match t.side {
+                        Side::Buy => "buy",
+                        Side::Sell => "sell",
+                    },
+                    int(t.ts_ms)?,
+                    t.seq.map(int).transpose()?,
+                    t.recovered,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Deletes trades beyond `retention` at `now_ms`; returns how many.
+    pub fn prune_trades(&mut self, retention: Retention, now_ms: u64) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut deleted = 0;
+        if let Some(age) = retention.max_age_ms {
+            deleted += tx.execute(
+                "DELETE FROM trades WHERE ts_ms < ?1",
+                params![int(now_ms.saturating_sub(age))?],
+            )?;
+        }
+        if let Some(keep) = retention.keep_last {
+            deleted += tx.execute(
+                "DELETE FROM trades WHERE rowid IN (
+                     SELECT rowid FROM (
+                         SELECT rowid, ROW_NUMBER() OVER (
+                             PARTITION BY symbol, category ORDER BY ts_ms DESC, rowid DESC) AS rn
+                         FROM trades)
+                     WHERE rn > ?1)",
+                params![int(keep)?],
+            )?;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// Appends a feed status change.
+    pub fn record_status(&mut self, s: &StatusRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO feed_status (ts_ms, symbol, category, status, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                int(s.ts_ms)?,
+                s.symbol,
+                s.category.as_str(),
+                s.status,
+                s.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The latest `limit` status changes of a feed, newest first.
+    pub fn status_history(
+        &self,
+        symbol: &str,
+        category: Category,
+        limit: u64,
+    ) -> Result<Vec<StatusRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts_ms, symbol, category, status, detail FROM feed_status
+             WHERE symbol = ?1 AND category = ?2 ORDER BY ts_ms DESC, rowid DESC LIMIT ?3",
+        )?;
+        collect(
+            &mut stmt,
+            params![symbol, category.as_str(), int(limit)?],
+            |r| {
+                Ok(StatusRecord {
+                    ts_ms: uint("feed_status", r, 0)?,
+                    symbol: r.get(1)?,
+                    category: cat("feed_status", r, 2)?,
+                    status: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            },
+        )
+    }
+
+    /// Candles starting in `[from_ms, to_ms)`, ascending.
+    pub fn candles_range(
+        &self,
+        symbol: &str,
+        category: Category,
+        interval: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<StoredCandle>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CANDLE_COLUMNS} FROM candles
+             WHERE symbol = ?1 AND category = ?2 AND interval = ?3 AND start_ms >= ?4 AND start_ms < ?5
+             ORDER BY start_ms"
+        ))?;
+        collect(
+            &mut stmt,
+            params![
+                symbol,
+                category.as_str(),
+                interval,
+                int(from_ms)?,
+                int(to_ms)?
+            ],
+            candle_row,
+        )
+    }
+
+    /// The newest candle (only confirmed ones when `confirmed_only`).
+    pub fn latest_candle(
+        &self,
+        symbol: &str,
+        category: Category,
+        interval: &str,
+        confirmed_only: bool,
+    ) -> Result<Option<StoredCandle>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CANDLE_COLUMNS} FROM candles
+             WHERE symbol = ?1 AND category = ?2 AND interval = ?3 AND (confirmed = 1 OR ?4 = 0)
+             ORDER BY start_ms DESC LIMIT 1"
+        ))?;
+        let mut rows = stmt.query(params![symbol, category.as_str(), interval, confirmed_only])?;
+        rows.next()?.map(candle_row).transpose()
+    }
+
+    /// Up to `limit` trades at or after `since_ms`, oldest first.
+    pub fn trades_since(
+        &self,
+        symbol: &str,
+        category: Category,
+        since_ms: u64,
+        limit: u64,
+    ) -> Result<Vec<StoredTrade>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT symbol, category, id, price, qty, side, ts_ms, seq, recovered FROM trades
+             WHERE symbol = ?1 AND category = ?2 AND ts_ms >= ?3
+             ORDER BY ts_ms, seq, rowid LIMIT ?4",
+        )?;
+        collect(
+            &mut stmt,
+            params![symbol, category.as_str(), int(since_ms)?, int(limit)?],
+            trade_row,
+        )
+    }
+
+    /// `PRAGMA integrity_check`: `"ok"` for a sound file.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// The journal mode in force (`wal`).
+    pub fn journal_mode(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?)
+    }
+
+    /// The `synchronous` level in force (2 = FULL).
+    pub fn synchronous(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "hftc-store-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).expect("temp dir");
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).expect("test decimal")
+    }
+
+    fn candle(start_ms: u64, close: &str, source: CandleSource, confirmed: bool) -> StoredCandle {
+        StoredCandle {
+            symbol: "BTCUSDT".into(),
+            category: Category::Linear,
+            interval: "1".into(),
+            start_ms,
+            open: d("100.10"),
+            high: d("101"),
+            low: d("99.5"),
+            close: d(close),
+            volume: d("0.020"),
+            turnover: d("2.002"),
+            source,
+            confirmed,
+        }
+    }
+
+    fn trade(id: &str, ts_ms: u64) -> StoredTrade {
+        StoredTrade {
+            symbol: "BTCUSDT".into(),
+            category: Category::Linear,
+            id: id.into(),
+            price: d("115440.70"),
+            qty: d("0.001"),
+            side: Side::Sell,
+            ts_ms,
+            seq: Some(ts_ms * 10),
+            recovered: false,
+        }
+    }
+
+    #[test]
+    fn opens_in_wal_with_full_sync_and_reopens() {
+        let dir = TempDir::new("open");
+        let data = dir.0.join("nested/data");
+        let s = Store::open(&data).unwrap();
+        assert_eq!(s.journal_mode().unwrap(), "wal");
+        assert_eq!(s.synchronous().unwrap(), 2);
+        assert_eq!(s.path(), data.join(DB_FILE));
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+        drop(s);
+        Store::open(&data).unwrap();
+    }
+
+    #[test]
+    fn unwritable_data_dir_fails_fast_naming_the_path() {
+        let dir = TempDir::new("bad");
+        let file = dir.0.join("a-file");
+        fs::write(&file, b"x").unwrap();
+        // Parent is a regular file: cannot be created, even by root.
+        let under = file.join("data");
+        let e = Store::open(&under).unwrap_err();
+        assert!(matches!(e, StoreError::DataDir { .. }), "{e:?}");
+        assert!(e.to_string().contains(&under.display().to_string()), "{e}");
+        // The dir itself is a regular file.
+        let e = Store::open(&file).unwrap_err();
+        assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        // The database path is a directory.
+        let data = dir.0.join("data");
+        fs::create_dir_all(data.join(DB_FILE)).unwrap();
+        let e = Store::open(&data).unwrap_err();
+        assert!(matches!(e, StoreError::Open { .. }), "{e:?}");
+        assert!(e.to_string().contains(DB_FILE), "{e}");
+    }
+
+    #[test]
+    fn candle_upserts_are_idempotent_and_follow_precedence() {
+        let dir = TempDir::new("candles");
+        let mut s = Store::open(&dir.0).unwrap();
+        let open = candle(60_000, "100.5", CandleSource::Live, false);
+        assert_eq!(s.upsert_candles(std::slice::from_ref(&open)).unwrap(), 1);
+        assert_eq!(
+            s.upsert_candles(std::slice::from_ref(&open)).unwrap(),
+            0,
+            "same candle: no change"
+        );
+        // A live update of the open candle replaces it.
+        let newer = candle(60_000, "100.7", CandleSource::Live, false);
+        assert_eq!(s.upsert_candles(std::slice::from_ref(&newer)).unwrap(), 1);
+        let got = s
+            .latest_candle("BTCUSDT", Category::Linear, "1", false)
+            .unwrap();
+        assert_eq!(got, Some(newer.clone()));
+        // Exact text survives: "0.020" keeps its scale.
+        assert_eq!(got.map(|c| c.volume.to_string()), Some("0.020".to_string()));
+        // Confirmed REST replaces live; then neither an unconfirmed nor a live confirmed one does.
+        let rest = candle(60_000, "100.6", CandleSource::Backfill, true);
+        assert_eq!(s.upsert_candles(std::slice::from_ref(&rest)).unwrap(), 1);
+        assert_eq!(s.upsert_candles(&[newer]).unwrap(), 0);
+        assert_eq!(
+            s.upsert_candles(&[candle(60_000, "1", CandleSource::Live, true)])
+                .unwrap(),
+            0
+        );
+        let all = s
+            .candles_range("BTCUSDT", Category::Linear, "1", 0, 120_000)
+            .unwrap();
+        assert_eq!(all, vec![rest.clone()]);
+        // A closed live candle is not reopened by a stale open update, nor a REST one by REST's
+        // open row.
+        s.upsert_candles(&[candle(180_000, "5", CandleSource::Live, true)])
+            .unwrap();
+        let stale = candle(180_000, "4", CandleSource::Live, false);
+        assert_eq!(s.upsert_candles(&[stale]).unwrap(), 0);
+        let stale = candle(60_000, "4", CandleSource::Backfill, false);
+        assert_eq!(s.upsert_candles(&[stale]).unwrap(), 0);
+        // A confirmed live candle is replaced by REST's confirmed one.
+        s.upsert_candles(&[candle(120_000, "5", CandleSource::Live, true)])
+            .unwrap();
+        let fix = candle(120_000, "6", CandleSource::Backfill, true);
+        assert_eq!(s.upsert_candles(std::slice::from_ref(&fix)).unwrap(), 1);
+        let fixed = s
+            .candles_range("BTCUSDT", Category::Linear, "1", 120_000, 180_000)
+            .unwrap();
+        assert_eq!(fixed, vec![fix]);
+    }
+
+    #[test]
+    fn candle_queries_are_ranged_ascending_and_scoped() {
+        let dir = TempDir::new("range");
+        let mut s = Store::open(&dir.0).unwrap();
+        let mut cs: Vec<_> = (0..5)
+            .rev()
+            .map(|i| candle(i * 60_000, "1", CandleSource::Backfill, true))
+            .collect();
+        let mut other = candle(60_000, "9", CandleSource::Backfill, true);
+        other.category = Category::Spot;
+        cs.push(other);
+        let mut open = candle(300_000, "2", CandleSource::Live, false);
+        open.interval = "1".into();
+        cs.push(open.clone());
+        s.upsert_candles(&cs).unwrap();
+        let got = s
+            .candles_range("BTCUSDT", Category::Linear, "1", 60_000, 240_000)
+            .unwrap();
+        let starts: Vec<u64> = got.iter().map(|c| c.start_ms).collect();
+        assert_eq!(starts, vec![60_000, 120_000, 180_000]);
+        assert_eq!(
+            s.latest_candle("BTCUSDT", Category::Linear, "1", false)
+                .unwrap(),
+            Some(open)
+        );
+        let last = s
+            .latest_candle("BTCUSDT", Category::Linear, "1", true)
+            .unwrap();
+        assert_eq!(last.map(|c| c.start_ms), Some(240_000));
+        assert_eq!(
+            s.latest_candle("BTCUSDT", Category::Linear, "5", false)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.candles_range("BTCUSDT", Category::Spot, "1", 0, 1 << 40)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn chunks_are_stored_atomically_with_their_candles() {
+        let dir = TempDir::new("chunks");
+        let mut s = Store::open(&dir.0).unwrap();
+        assert!(s.chunks_done().unwrap().is_empty());
+        let cs = vec![
+            candle(0, "1", CandleSource::Backfill, true),
+            candle(60_000, "1", CandleSource::Backfill, true),
+        ];
+        assert_eq!(s.store_chunk("linear:BTCUSDT:1:0-120000", &cs).unwrap(), 2);
+        assert_eq!(s.store_chunk("linear:BTCUSDT:1:0-120000", &cs).unwrap(), 0);
+        let done = s.chunks_done().unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(done.contains("linear:BTCUSDT:1:0-120000"));
+        drop(s);
+        let s = Store::open(&dir.0).unwrap();
+        assert_eq!(s.chunks_done().unwrap(), done);
+        assert_eq!(
+            s.candles_range("BTCUSDT", Category::Linear, "1", 0, 1 << 40)
+                .unwrap(),
+            cs
+        );
+    }
+
+    #[test]
+    fn trades_are_deduplicated_and_queried_since_in_order() {
+        let dir = TempDir::new("trades");
+        let mut s = Store::open(&dir.0).unwrap();
+        let ts = [trade("c", 3_000), trade("a", 1_000), trade("b", 2_000)];
+        assert_eq!(s.insert_trades(&ts).unwrap(), 3);
+        let mut again = trade("a", 1_000);
+        again.recovered = true;
+        assert_eq!(s.insert_trades(&[again, trade("d", 4_000)]).unwrap(), 1);
+        let mut spot = trade("a", 1_000);
+        spot.category = Category::Spot;
+        assert_eq!(
+            s.insert_trades(&[spot]).unwrap(),
+            1,
+            "ids are per symbol and category"
+        );
+        let got = s
+            .trades_since("BTCUSDT", Category::Linear, 2_000, 10)
+            .unwrap();
+        let ids: Vec<&str> = got.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, vec!["b", "c", "d"]);
+        assert_eq!(got[0], trade("b", 2_000));
+        assert_eq!(got[0].price.to_string(), "115440.70");
+        assert_eq!(
+            s.trades_since("BTCUSDT", Category::Linear, 0, 2)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(!s.trades_since("BTCUSDT", Category::Linear, 0, 1).unwrap()[0].recovered);
+    }
+
+    #[test]
+    fn retention_by_age_and_by_count() {
+        let dir = TempDir::new("retention");
+        let mut s = Store::open(&dir.0).unwrap();
+        let hour = 3_600_000;
+        let ts: Vec<_> = (0..10).map(|i| trade(&format!("t{i}"), i * hour)).collect();
+        s.insert_trades(&ts).unwrap();
+        let mut eth = trade("e1", 0);
+        eth.symbol = "ETHUSDT".into();
+        s.insert_trades(&[eth]).unwrap();
+        // Keep 4 hours at t = 9h: trades at 5h..9h stay (ETH's at 0h goes).
+        assert_eq!(s.prune_trades(Retention::hours(4), 9 * hour).unwrap(), 6);
+        let left = s.trades_since("BTCUSDT", Category::Linear, 0, 100).unwrap();
+        assert_eq!(left.first().map(|t| t.ts_ms), Some(5 * hour));
+        let keep = Retention {
+            max_age_ms: None,
+            keep_last: Some(2),
+        };
+        assert_eq!(s.prune_trades(keep, 9 * hour).unwrap(), 3);
+        let left: Vec<String> = s
+            .trades_since("BTCUSDT", Category::Linear, 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(left, vec!["t8", "t9"]);
+        assert_eq!(s.prune_trades(Retention::default(), 9 * hour).unwrap(), 0);
+    }
+
+    #[test]
+    fn feed_status_history_newest_first() {
+        let dir = TempDir::new("status");
+        let mut s = Store::open(&dir.0).unwrap();
+        for (ts, st) in [(1, "up"), (2, "down"), (3, "up")] {
+            s.record_status(&StatusRecord {
+                ts_ms: ts,
+                symbol: "BTCUSDT".into(),
+                category: Category::Linear,
+                status: st.into(),
+                detail: format!("at {ts}"),
+            })
+            .unwrap();
+        }
+        let h = s.status_history("BTCUSDT", Category::Linear, 2).unwrap();
+        let got: Vec<(u64, &str)> = h.iter().map(|r| (r.ts_ms, r.status.as_str())).collect();
+        assert_eq!(got, vec![(3, "up"), (2, "down")]);
+        assert!(s
+            .status_history("BTCUSDT", Category::Spot, 9)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn conversions_from_rest_built_and_events() {
+        let rest = Candle {
+            start_ms: 60_000,
+            open: d("1"),
+            high: d("2"),
+            low: d("0.5"),
+            close: d("1.5"),
+            volume: d("10"),
+            turnover: d("15"),
+        };
+        let c = StoredCandle::from_rest("BTCUSDT", Category::Inverse, "1", &rest, true);
+        assert_eq!(
+            (c.source, c.confirmed, c.close),
+            (CandleSource::Backfill, true, d("1.5"))
+        );
+        let ev = TradeEvent {
+            symbol: "BTCUSDT".into(),
+            id: "x".into(),
+            price: d("1.0"),
+            qty: d("2"),
+            side: Side::Buy,
+            ts_ms: 5,
+            seq: None,
+            block: false,
+            category: None,
+            recv_ns: None,
+            recovered: true,
+        };
+        let t = StoredTrade::from_event(&ev, Category::Spot);
+        assert_eq!(
+            (t.category, t.recovered, t.seq),
+            (Category::Spot, true, None)
+        );
+    }
+
+    const CHILD_ENV: &str = "HFT_CONNECTOR_STORE_KILL9_DIR";
+
+    /// Child half of `kill_9_loses_nothing_reported_stored`: does nothing unless the parent set
+    /// the env var; then writes forever, printing each id once its transaction committed.
+    #[test]
+    fn kill9_child_writer() {
+        let Some(dir) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        let mut s = Store::open(PathBuf::from(dir)).expect("child open");
+        let mut out = std::io::stdout().lock();
+        for i in 0..1_000_000u64 {
+            let t = trade(&format!("t{i}"), i);
+            let c = candle(i * 60_000, "1", CandleSource::Live, i % 2 == 0);
+            s.insert_trades(&[t]).expect("child insert");
+            s.upsert_candles(&[c]).expect("child upsert");
+            // A closed pipe (parent gone) ends the child.
+            if writeln!(out, "STORED {i}")
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn kill_9_loses_nothing_reported_stored() {
+        let dir = TempDir::new("kill9");
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = Command::new(exe)
+            .args(["--exact", "store::tests::kill9_child_writer", "--nocapture"])
+            .args(["--test-threads", "1"])
+            .env(CHILD_ENV, &dir.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("child stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut reported = Vec::new();
+        let parse = |line: &str| {
+            line.strip_prefix("STORED ")
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        while reported.len() < 300 {
+            match lines.next() {
+                Some(Ok(line)) => reported.extend(parse(&line)),
+                _ => break,
+            }
+        }
+        assert_eq!(reported.len(), 300, "child stopped early");
+        child.kill().expect("kill -9"); // SIGKILL on Unix
+        child.wait().expect("reap");
+        // Lines already in the pipe were reported too.
+        for line in lines.map_while(Result::ok) {
+            reported.extend(parse(&line));
+        }
+        let s = Store::open(&dir.0).unwrap();
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+        let stored: HashSet<String> = s
+            .trades_since("BTCUSDT", Category::Linear, 0, u64::MAX >> 2)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        for i in &reported {
+            assert!(
+                stored.contains(&format!("t{i}")),
+                "trade t{i} was reported stored but lost"
+            );
+        }
+        let last = reported.iter().max().copied().unwrap_or(0);
+        let candles = s
+            .candles_range("BTCUSDT", Category::Linear, "1", 0, (last + 1) * 60_000)
+            .unwrap();
+        assert_eq!(
+            candles.len() as u64,
+            last + 1,
+            "every reported candle is there"
+        );
+    }
+}
