@@ -8,6 +8,7 @@
 //! - [`normalized`]: the stable normalized event schema (JSON) shared by every output.
 //! - [`normalizer`]: frames in, normalized events out, one book per topic.
 //! - [`cli`]: the `hft-connector` subcommands.
+//! - [`sim`]: the Bybit V5 exchange simulator (WS, REST, ground-truth journal, fault injection).
 //! - [`candles`]: exact candles built from trades, stitched to REST's open candle; outage re-fetch spans.
 //! - [`backfill`]: kline backfill chunk planning (stable ids for resume), progress, retry decisions.
 //! - [`ratelimit`]: the shared REST request budget (sliding window) with a ban for HTTP 403.
@@ -24,4 +25,5 @@ pub mod normalized;
 pub mod normalizer;
 pub mod protocol;
 pub mod ratelimit;
+pub mod sim;
 pub mod store;

@@ -26,12 +26,15 @@ enum Command {
         #[arg(long, value_name = "N")]
         top: Option<usize>,
     },
+    /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
+    Simulate(hft_connector::cli::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, top } => decode(file, top),
+        Command::Simulate(args) => hft_connector::cli::simulate::main(args),
     }
 }
 

@@ -1,3 +1,4 @@
 //! The command-line interface: argument parsing and one module per subcommand.
 
 pub mod decode;
+pub mod simulate;

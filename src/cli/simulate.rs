@@ -1,0 +1,140 @@
+//! `hft-connector simulate`: runs the Bybit V5 simulator until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::protocol::topic::valid_symbol;
+use crate::protocol::Category;
+use crate::sim::{SimConfig, Simulator};
+
+/// Flags of `hft-connector simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (WebSocket, REST and /sim/* share it); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub listen: SocketAddr,
+    /// Symbols served in every category, comma separated, upper case.
+    #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT", value_parser = parse_symbol)]
+    pub symbols: Vec<String>,
+    /// Categories served, comma separated: linear, spot, inverse.
+    #[arg(long, value_delimiter = ',', default_value = "linear,spot,inverse", value_parser = parse_category)]
+    pub categories: Vec<Category>,
+    /// Market messages per second across all topics.
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// Seed of the deterministic market.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Days of synthetic candle history before the start.
+    #[arg(long, default_value_t = 2)]
+    pub history_days: u32,
+    /// Also write every journaled trade and book update to this file (JSON lines).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Close connections with no ping and no data for this many seconds.
+    #[arg(long, default_value_t = 600.0)]
+    pub idle_timeout_secs: f64,
+}
+
+fn parse_symbol(s: &str) -> Result<String, String> {
+    if valid_symbol(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "invalid symbol {s:?}: Bybit symbols are upper-case letters and digits, e.g. BTCUSDT"
+        ))
+    }
+}
+
+fn parse_category(s: &str) -> Result<Category, String> {
+    s.parse()
+}
+
+impl SimulateArgs {
+    /// The simulator config these flags describe.
+    pub fn config(&self) -> Result<SimConfig, String> {
+        if !(self.idle_timeout_secs.is_finite() && self.idle_timeout_secs > 0.0) {
+            return Err("--idle-timeout-secs must be a positive number".into());
+        }
+        let cfg = SimConfig {
+            listen: self.listen,
+            symbols: self.symbols.clone(),
+            categories: self.categories.clone(),
+            rate: self.rate,
+            seed: self.seed,
+            history_days: self.history_days,
+            journal: self.journal.clone(),
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout_secs),
+            ..SimConfig::default()
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Runs the simulator in the foreground.
+pub fn main(args: SimulateArgs) -> ExitCode {
+    let cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hft-connector simulate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hft-connector simulate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let handle = match Simulator::start(cfg.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("hft-connector simulate: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let cats: Vec<&str> = cfg.categories.iter().map(|c| c.as_str()).collect();
+        println!(
+            "simulator listening on {} (symbols {}, categories {}, rate {}/s, seed {})",
+            handle.addr(),
+            cfg.symbols.join(","),
+            cats.join(","),
+            cfg.rate,
+            cfg.seed
+        );
+        for c in &cfg.categories {
+            println!("  websocket {}", handle.ws_url(*c));
+        }
+        println!("  rest      {}", handle.rest_url());
+        println!(
+            "  control   {}/sim/{{stats,journal,book,fault}}",
+            handle.rest_url()
+        );
+        wait_for_signal().await;
+        eprintln!("hft-connector simulate: shutting down");
+        handle.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,134 @@
+//! The TCP side: an axum [`Listener`] that counts and can refuse connections (the `refuse` fault),
+//! and a socket wrapper that can end with a TCP reset instead of a FIN (the `reset` fault).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::server::Shared;
+use super::stats::Stats;
+
+/// The remote address of a connection (axum `ConnectInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Accepts connections for the simulator.
+pub struct SimListener {
+    inner: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl SimListener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener, shared: Arc<Shared>) -> Self {
+        SimListener { inner, shared }
+    }
+}
+
+impl Listener for SimListener {
+    type Io = TrackedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TrackedIo, SocketAddr) {
+        loop {
+            let (stream, addr) = match self.inner.accept().await {
+                Ok(x) => x,
+                Err(_) => {
+                    // Out of file descriptors and the like: back off briefly and go on.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            if self.shared.refusing() {
+                let _ = stream.set_zero_linger();
+                drop(stream);
+                Stats::add(&self.shared.stats.connections_refused, 1);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let reset = Arc::new(AtomicBool::new(false));
+            self.shared.register_socket(addr, Arc::clone(&reset));
+            return (
+                TrackedIo {
+                    inner: stream,
+                    addr,
+                    reset,
+                    shared: Arc::clone(&self.shared),
+                },
+                addr,
+            );
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, SimListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// A TCP stream that resets (SO_LINGER 0) on drop when its flag is set.
+pub struct TrackedIo {
+    inner: TcpStream,
+    addr: SocketAddr,
+    reset: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for TrackedIo {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Acquire) {
+            let _ = self.inner.set_zero_linger();
+        }
+        self.shared.unregister_socket(&self.addr);
+    }
+}
+
+impl AsyncRead for TrackedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TrackedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

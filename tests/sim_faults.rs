@@ -1,0 +1,326 @@
+//! Every fault kind of the simulator, demonstrated with a plain client: what the client sees while
+//! the fault lasts and after it ends (short configured durations, no long sleeps).
+
+mod sim_common;
+
+use std::time::{Duration, Instant};
+
+use hft_connector::book::{OrderBook, Outcome};
+use hft_connector::protocol::ws::{decode, Frame};
+use hft_connector::protocol::Category;
+use hft_connector::sim::{FaultKind, FaultReport, FaultRequest, SimHandle};
+use sim_common::{paused, Client, Read};
+
+async fn subscribed(sim: &SimHandle, cat: Category, topics: &[&str]) -> Client {
+    let mut c = Client::connect(&sim.ws_url(cat)).await;
+    assert_eq!(c.subscribe("f", topics).await["success"], true);
+    c
+}
+
+async fn pong_within(c: &mut Client, wait: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    c.send(r#"{"op":"ping","req_id":"hb"}"#).await;
+    c.until(wait, |t| t.contains(r#""ret_msg":"pong""#))
+        .await
+        .map(|_| t0.elapsed())
+}
+
+fn market_frames(frames: &[String]) -> usize {
+    frames.iter().filter(|f| f.contains("\"topic\"")).count()
+}
+
+#[tokio::test]
+async fn close_sends_a_close_frame_and_reset_sends_none() {
+    let sim = paused(21).await;
+    let mut a = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    let mut other = subscribed(&sim, Category::Spot, &["publicTrade.BTCUSDT"]).await;
+    let r = sim.inject(FaultRequest::new(FaultKind::Close).category(Category::Linear));
+    assert!(r.applied && r.connections == 1, "{r:?}");
+    assert!(matches!(
+        a.read(Duration::from_secs(2)).await,
+        Read::Closed(Some(1000))
+    ));
+    assert!(
+        pong_within(&mut other, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "others untouched"
+    );
+
+    let mut b = subscribed(&sim, Category::Linear, &["publicTrade.ETHUSDT"]).await;
+    let r = sim.inject(FaultRequest::new(FaultKind::Reset).symbol("ETHUSDT"));
+    assert_eq!(
+        r.connections, 1,
+        "only the connection subscribed to ETHUSDT"
+    );
+    match b.read(Duration::from_secs(2)).await {
+        Read::Dropped(e) => assert!(e.to_lowercase().contains("reset"), "{e}"),
+        other => panic!("expected a TCP reset, got {other:?}"),
+    }
+    assert_eq!(sim.stats().faults_by_kind.get("reset"), Some(&1));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn stall_sends_nothing_not_even_pongs_then_recovers() {
+    let sim = paused(22).await;
+    let mut c = subscribed(&sim, Category::Linear, &["orderbook.50.BTCUSDT"]).await;
+    let _snapshot = c.text().await;
+    sim.inject(FaultRequest::new(FaultKind::Stall).seconds(0.4));
+    sim.step(200);
+    assert!(
+        pong_within(&mut c, Duration::from_millis(250))
+            .await
+            .is_none(),
+        "pings unanswered"
+    );
+    assert!(
+        c.drain(Duration::from_millis(50)).await.is_empty(),
+        "nothing at all"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        pong_within(&mut c, Duration::from_secs(1)).await.is_some(),
+        "back after the stall"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn silence_stops_market_data_but_pongs_go_on() {
+    let sim = paused(23).await;
+    let mut c = subscribed(
+        &sim,
+        Category::Linear,
+        &["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"],
+    )
+    .await;
+    let snap = c.text().await;
+    let Ok(Frame::Book(s)) = decode(&snap) else {
+        panic!("{snap}")
+    };
+    let mut book = OrderBook::new("BTCUSDT", 50);
+    book.apply(&s);
+    let r = sim.inject(
+        FaultRequest::new(FaultKind::Silence)
+            .seconds(0.3)
+            .symbol("BTCUSDT"),
+    );
+    assert_eq!(r.connections, 1);
+    sim.step(300);
+    assert!(
+        pong_within(&mut c, Duration::from_millis(200))
+            .await
+            .is_some(),
+        "pongs still come"
+    );
+    assert_eq!(
+        market_frames(&c.drain(Duration::from_millis(50)).await),
+        0,
+        "no market data"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sim.step(300);
+    let frames = c.drain(Duration::from_millis(300)).await;
+    assert!(market_frames(&frames) > 0, "data resumes");
+    // What was published during the silence is lost: the book sees a gap.
+    let first_delta = frames.iter().find_map(|f| match decode(f) {
+        Ok(Frame::Book(b)) => Some(book.apply(&b)),
+        _ => None,
+    });
+    assert!(
+        matches!(first_delta, Some(Outcome::Gap { .. })),
+        "{first_delta:?}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn gap_skips_one_u_and_restart_sends_a_u1_snapshot() {
+    let sim = paused(24).await;
+    let mut c = subscribed(&sim, Category::Spot, &["orderbook.50.BTCUSDT"]).await;
+    let text = c.text().await;
+    let Ok(Frame::Book(s)) = decode(&text) else {
+        panic!()
+    };
+    let mut book = OrderBook::new("BTCUSDT", 50);
+    book.apply(&s);
+    let r = sim.inject(
+        FaultRequest::new(FaultKind::Gap)
+            .category(Category::Spot)
+            .symbol("BTCUSDT"),
+    );
+    assert_eq!(r.topics, 3, "the 50, 200 and 1000 topics");
+    sim.step(100);
+    let mut outcomes = Vec::new();
+    for f in c.drain(Duration::from_millis(300)).await {
+        if let Ok(Frame::Book(b)) = decode(&f) {
+            outcomes.push(book.apply(&b));
+        }
+    }
+    assert!(
+        matches!(outcomes[0], Outcome::Gap { expected_u, got_u } if got_u == expected_u + 1),
+        "{outcomes:?}"
+    );
+
+    let mut c = subscribed(&sim, Category::Linear, &["orderbook.200.ETHUSDT"]).await;
+    let text = c.text().await;
+    let Ok(Frame::Book(s)) = decode(&text) else {
+        panic!()
+    };
+    let mut book = OrderBook::new("ETHUSDT", 200);
+    book.apply(&s);
+    let r = sim.inject(FaultRequest::new(FaultKind::Restart).symbol("ETHUSDT"));
+    assert_eq!(r.topics, 12, "4 depths x 3 categories");
+    let text = c.text().await;
+    let Ok(Frame::Book(snap)) = decode(&text) else {
+        panic!()
+    };
+    assert_eq!(snap.u, 1);
+    assert!(matches!(book.apply(&snap), Outcome::Reset { previous_u } if previous_u > 1));
+    sim.step(200);
+    let next = c
+        .until(Duration::from_secs(1), |t| t.contains("\"delta\""))
+        .await
+        .expect("a delta after the restart");
+    let Ok(Frame::Book(d)) = decode(&next) else {
+        panic!()
+    };
+    assert_eq!(d.u, 2);
+    assert_eq!(book.apply(&d), Outcome::Delta);
+    for f in c.drain(Duration::from_millis(300)).await {
+        let Ok(Frame::Book(b)) = decode(&f) else {
+            panic!("{f}")
+        };
+        assert_eq!(book.apply(&b), Outcome::Delta);
+    }
+    let truth = sim.book(Category::Linear, "ETHUSDT", 200).unwrap();
+    assert_eq!(truth.u, book.last_u().unwrap());
+    assert_eq!(truth.bids, hft_connector::normalized::pairs(book.bids()));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_arrive_and_the_socket_stays_usable() {
+    let sim = paused(25).await;
+    let mut c = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    let r = sim.inject(FaultRequest::new(FaultKind::Malformed).count(3));
+    assert_eq!((r.connections, r.count), (1, 3));
+    for _ in 0..3 {
+        let t = c.text().await;
+        assert!(decode(&t).is_err(), "corrupt: {t}");
+    }
+    assert!(pong_within(&mut c, Duration::from_secs(1)).await.is_some());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn reject_subscribe_refuses_for_a_while() {
+    let sim = paused(26).await;
+    let mut c = Client::connect(&sim.ws_url(Category::Linear)).await;
+    sim.inject(FaultRequest::new(FaultKind::RejectSubscribe).seconds(0.3));
+    let ack = c.subscribe("r", &["publicTrade.BTCUSDT"]).await;
+    assert_eq!(ack["success"], false);
+    assert_eq!(
+        ack["ret_msg"],
+        "error:subscribe rejected,topic:publicTrade.BTCUSDT"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        c.subscribe("r2", &["publicTrade.BTCUSDT"]).await["success"],
+        true
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refuse_rejects_new_connections_for_a_while() {
+    let sim = paused(27).await;
+    let mut open = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    sim.inject(FaultRequest::new(FaultKind::Refuse).seconds(0.3));
+    let url = sim.ws_url(Category::Linear);
+    assert!(
+        tokio_tungstenite::connect_async(&url).await.is_err(),
+        "refused"
+    );
+    assert!(reqwest::get(format!("{}/v5/market/time", sim.rest_url()))
+        .await
+        .is_err());
+    assert!(
+        pong_within(&mut open, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "open ones live"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        tokio_tungstenite::connect_async(&url).await.is_ok(),
+        "accepted again"
+    );
+    assert!(sim.stats().connections_refused >= 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rest_error_answers_the_status_or_times_out() {
+    let sim = paused(28).await;
+    let url = format!("{}/v5/market/time", sim.rest_url());
+    // Through the HTTP control route, as a user would.
+    let report: FaultReport = reqwest::Client::new()
+        .post(format!("{}/sim/fault", sim.rest_url()))
+        .body(r#"{"kind":"rest_error","status":500,"count":2}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(report.applied && report.count == 2);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 500);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 500);
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    sim.inject(FaultRequest::new(FaultKind::RestError).status(429));
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 429);
+    sim.inject(FaultRequest::new(FaultKind::RestError).status(403));
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.text().await.unwrap(), "access too frequent");
+    sim.inject(FaultRequest::new(FaultKind::RestError).seconds(0.5));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let e = client.get(&url).send().await.expect_err("times out");
+    assert!(e.is_timeout(), "{e}");
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    // Bad requests are answered 400 and not applied.
+    let r = reqwest::Client::new()
+        .post(format!("{}/sim/fault", sim.rest_url()))
+        .body(r#"{"kind":"explode"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_delays_every_frame_for_a_while() {
+    let sim = paused(29).await;
+    let mut c = subscribed(&sim, Category::Inverse, &["publicTrade.BTCUSDT"]).await;
+    let fast = pong_within(&mut c, Duration::from_secs(1)).await.unwrap();
+    assert!(fast < Duration::from_millis(150), "{fast:?}");
+    // JSON with fractional seconds, as POST /sim/fault takes it.
+    let req: FaultRequest =
+        serde_json::from_str(r#"{"kind":"slow","millis":250,"seconds":0.6,"category":"inverse"}"#)
+            .unwrap();
+    let r = sim.inject(req);
+    assert_eq!((r.connections, r.count), (1, 250));
+    let slow = pong_within(&mut c, Duration::from_secs(2)).await.unwrap();
+    assert!(slow >= Duration::from_millis(230), "{slow:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = pong_within(&mut c, Duration::from_secs(1)).await.unwrap();
+    assert!(after < Duration::from_millis(150), "{after:?}");
+    assert_eq!(sim.stats().faults_applied, 1);
+    sim.shutdown().await;
+}
