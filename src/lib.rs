@@ -7,6 +7,10 @@
 //! - [`book`]: the exact L2 order book and its sequencing rules (gap, stale, reset, crossed).
 //! - [`normalized`]: the stable normalized event schema (JSON) shared by every output.
 //! - [`normalizer`]: frames in, normalized events out, one book per topic.
+//! - [`backoff`]: capped, jittered reconnect delays within Bybit's connection limit.
+//! - [`feed`]: the self-healing live feed (connection state machine, heartbeat, stale detection,
+//!   resubscription, book resync, REST trade gap-fill) and its health.
+//! - [`logging`]: JSON log lines with stable event names.
 //! - [`cli`]: the `hft-connector` subcommands.
 //! - [`sim`]: the Bybit V5 exchange simulator (WS, REST, ground-truth journal, fault injection).
 //! - [`candles`]: exact candles built from trades, stitched to REST's open candle; outage re-fetch spans.
@@ -18,9 +22,12 @@
 //! the book path touches `f64`.
 
 pub mod backfill;
+pub mod backoff;
 pub mod book;
 pub mod candles;
 pub mod cli;
+pub mod feed;
+pub mod logging;
 pub mod normalized;
 pub mod normalizer;
 pub mod protocol;

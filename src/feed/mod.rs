@@ -1,0 +1,344 @@
+//! The self-healing live feed: one WebSocket connection for a category's symbols, supervised by a
+//! reconnect loop, exposing an ordered stream of normalized and lifecycle events, the exact books,
+//! `is_connected()` and a health snapshot.
+//!
+//! # Layout
+//! - [`config`]: the `[feed]`, `[health]`, `[heartbeat]`, `[reconnect]` settings.
+//! - [`event`]: [`FeedEvent`], what consumers receive.
+//! - [`health`]: the state machine states, shared counters, the stale rule.
+//! - [`recovery`]: trade de-duplication and REST gap-fill after reconnects.
+//! - [`connection`]: one connection's life: subscribe and verify, read, ping, watch, resync.
+//! - this file: [`Feed::spawn`], the reconnect loop and [`FeedHandle`].
+
+pub mod config;
+pub mod connection;
+pub mod event;
+pub mod health;
+pub mod recovery;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::book::OrderBook;
+pub use config::{ConfigError, FeedConfig};
+pub use event::{DisconnectReason, FeedEvent, ResyncReason};
+pub use health::{ConnState, HealthSnapshot, SharedHealth};
+
+use connection::{Connection, Ended};
+use recovery::TradeTracker;
+
+/// State shared between the feed task and its handle.
+#[derive(Debug, Default)]
+pub struct FeedShared {
+    /// Health counters and state.
+    pub health: SharedHealth,
+    /// Books by symbol (one depth per feed).
+    pub books: RwLock<HashMap<String, OrderBook>>,
+}
+
+/// Starts feeds.
+pub struct Feed;
+
+impl Feed {
+    /// Validates `config` and starts the feed task on the current Tokio runtime.
+    pub fn spawn(config: FeedConfig) -> Result<FeedHandle, ConfigError> {
+        config.validate()?;
+        let (tx, rx) = mpsc::channel(config.feed.queue_capacity);
+        let shared = Arc::new(FeedShared::default());
+        let cancel = CancellationToken::new();
+        let (_, _, _, log_every) = config.health_durations()?;
+        let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
+        let runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
+        tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
+        let task = tokio::spawn(runner.run());
+        Ok(FeedHandle {
+            events: rx,
+            shared,
+            cancel,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running feed: read its events, ask its health, read its books, stop it.
+#[derive(Debug)]
+pub struct FeedHandle {
+    events: mpsc::Receiver<FeedEvent>,
+    shared: Arc<FeedShared>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl FeedHandle {
+    /// The next event; `None` once the feed has stopped and everything was read.
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        let ev = self.events.recv().await;
+        self.shared.health.set_queue_size(self.events.len());
+        ev
+    }
+
+    /// Whether the feed is live (every subscription confirmed, data not stale).
+    pub fn is_connected(&self) -> bool {
+        self.shared.health.state() == ConnState::Live
+    }
+
+    /// Health snapshot.
+    pub fn health(&self) -> HealthSnapshot {
+        let mut h = self.shared.health.snapshot();
+        h.queue_size = self.events.len() as u64;
+        h
+    }
+
+    /// The shared state (for status APIs that outlive a borrow of the handle).
+    pub fn shared(&self) -> Arc<FeedShared> {
+        self.shared.clone()
+    }
+
+    /// A copy of the current book of `symbol` (exact, never built across a gap: check
+    /// [`OrderBook::is_synced`]).
+    pub fn book(&self, symbol: &str) -> Option<OrderBook> {
+        self.with_book(symbol, Clone::clone)
+    }
+
+    /// Reads the current book of `symbol` without copying it.
+    pub fn with_book<R>(&self, symbol: &str, f: impl FnOnce(&OrderBook) -> R) -> Option<R> {
+        let books = self.shared.books.read().unwrap_or_else(|p| p.into_inner());
+        books.get(symbol).map(f)
+    }
+
+    /// Stops the feed: closes the socket and ends the task.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FeedHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Logs `bybit_connector_health_check` every `every` until cancelled.
+async fn log_health(
+    shared: Arc<FeedShared>,
+    cancel: CancellationToken,
+    every: Duration,
+    feed: String,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let h = shared.health.snapshot();
+                tracing::info!(
+                    event = "bybit_connector_health_check",
+                    feed = %feed,
+                    process_alive = h.process_alive,
+                    queue_size = h.queue_size,
+                    error_count = h.error_count,
+                    seconds_since_last_event = h.seconds_since_last_event.unwrap_or(-1.0),
+                    status = %h.status,
+                    reconnects = h.reconnects,
+                );
+            }
+        }
+    }
+}
+
+/// The reconnect loop and the state that outlives connections.
+pub(crate) struct Runner {
+    pub(crate) cfg: FeedConfig,
+    pub(crate) shared: Arc<FeedShared>,
+    pub(crate) tx: mpsc::Sender<FeedEvent>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) http: reqwest::Client,
+    pub(crate) trackers: HashMap<String, TradeTracker>,
+    /// Unix ms up to which each symbol's tape is known complete when no trade was seen yet.
+    pub(crate) covered_ms: HashMap<String, u64>,
+    pub(crate) connections: u64,
+    pub(crate) req_seq: u64,
+    backoff: Backoff,
+    rng: SmallRng,
+}
+
+impl Runner {
+    fn new(
+        cfg: FeedConfig,
+        shared: Arc<FeedShared>,
+        tx: mpsc::Sender<FeedEvent>,
+        cancel: CancellationToken,
+    ) -> Result<Self, ConfigError> {
+        let backoff = Backoff::new(cfg.backoff()?);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(cfg.reconnect.connect_timeout_s))
+            .build()
+            .map_err(|e| ConfigError {
+                field: "feed.rest_url".into(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Runner {
+            cfg,
+            shared,
+            tx,
+            cancel,
+            http,
+            trackers: HashMap::new(),
+            covered_ms: HashMap::new(),
+            connections: 0,
+            req_seq: 0,
+            backoff,
+            rng: SmallRng::from_os_rng(),
+        })
+    }
+
+    /// Sends an event to the consumer, waiting if its queue is full (lossless backpressure).
+    /// `false` when the consumer is gone.
+    pub(crate) async fn emit(&self, ev: FeedEvent) -> bool {
+        let health = &self.shared.health;
+        match self.tx.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                tracing::warn!(
+                    event = "bybit_connector_queue_full",
+                    queue_size = self.tx.max_capacity(),
+                    "consumer is slow; the feed waits (socket reads pause) instead of dropping"
+                );
+                if self.tx.send(ev).await.is_err() {
+                    return false;
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        }
+        health.set_queue_size(self.tx.max_capacity() - self.tx.capacity());
+        true
+    }
+
+    pub(crate) fn next_req_id(&mut self, prefix: &str) -> String {
+        self.req_seq += 1;
+        format!("{prefix}-{}", self.req_seq)
+    }
+
+    async fn run(mut self) {
+        let health = &self.shared.health;
+        health.set_alive(true);
+        let url = self.cfg.ws_endpoint();
+        let mut failures_in_row: u32 = 0;
+        loop {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            // Stay within Bybit's connection budget whatever the backoff says.
+            while let Err(wait_ms) = self.backoff.admit_connection(self.shared.health.mono_ms()) {
+                if self.sleep(Duration::from_millis(wait_ms)).await {
+                    break;
+                }
+            }
+            self.shared.health.set_state(ConnState::Connecting);
+            let attempt = self.backoff.attempt() + 1;
+            let connect_timeout = Duration::from_secs_f64(self.cfg.reconnect.connect_timeout_s);
+            let error =
+                match tokio::time::timeout(connect_timeout, tokio_tungstenite::connect_async(&url))
+                    .await
+                {
+                    Ok(Ok((ws, _))) => {
+                        self.connections += 1;
+                        if self.connections > 1 {
+                            self.shared.health.reconnect();
+                        }
+                        let Ended { reason, live_for } = Connection::run(&mut self, ws).await;
+                        self.backoff.connection_lasted(live_for);
+                        if live_for > Duration::ZERO {
+                            failures_in_row = 0;
+                        }
+                        tracing::warn!(
+                            event = "connector_disconnected",
+                            connector = "hft",
+                            reason = %reason,
+                            category = %self.cfg.feed.category,
+                            live_for_s = live_for.as_secs_f64(),
+                        );
+                        let shutdown = reason == DisconnectReason::Shutdown;
+                        let ok = self
+                            .emit(FeedEvent::Disconnected {
+                                reason: reason.clone(),
+                            })
+                            .await;
+                        if shutdown || !ok {
+                            break;
+                        }
+                        if matches!(reason, DisconnectReason::SubscribeRefused(_)) {
+                            Some(reason.to_string())
+                        } else {
+                            None
+                        }
+                    }
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!(
+                        "connect timed out after {:.1} s",
+                        connect_timeout.as_secs_f64()
+                    )),
+                };
+            let refused = self.shared.health.state() == ConnState::Refused;
+            let delay = self.backoff.next_delay(self.rng.random::<f64>());
+            if let Some(error) = error {
+                failures_in_row += 1;
+                self.shared.health.error();
+                tracing::error!(
+                    event = "connector_connection_error",
+                    attempt,
+                    retry_delay = delay.as_secs_f64(),
+                    error = %error,
+                    url = %url,
+                );
+            }
+            let max = self.cfg.reconnect.max_attempts;
+            if max > 0 && failures_in_row >= max {
+                tracing::error!(
+                    event = "bybit_connector_gave_up",
+                    attempts = failures_in_row
+                );
+                let _ = self
+                    .emit(FeedEvent::GaveUp {
+                        attempts: failures_in_row,
+                    })
+                    .await;
+                break;
+            }
+            if !refused {
+                self.shared.health.set_state(ConnState::Backoff);
+            }
+            if self.sleep(delay).await {
+                break;
+            }
+        }
+        self.shared.health.set_state(ConnState::Stopped);
+        self.shared.health.set_alive(false);
+    }
+
+    /// Sleeps unless cancelled; `true` if cancelled.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+}
+
+impl FeedShared {
+    /// The health counters.
+    pub fn health_handle(&self) -> &SharedHealth {
+        &self.health
+    }
+}

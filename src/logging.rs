@@ -1,0 +1,20 @@
+//! Structured JSON logs: one object per line with `timestamp` (UTC, RFC 3339), `level`, `event` and
+//! the event's fields at top level. Event names are a stable interface (see the README).
+
+use tracing_subscriber::fmt::time::UtcTime;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON logger on stderr (filter from `RUST_LOG`, default `info`). Safe to call twice.
+pub fn init_json() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .with_timer(UtcTime::rfc_3339())
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

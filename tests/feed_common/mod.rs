@@ -1,0 +1,268 @@
+//! A live feed wired to a simulator, with every event recorded with its arrival time, and the
+//! checks the fault tests share: zero lost and zero duplicated trades against the simulator's
+//! journal, and a final book equal to the simulator's true book.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hft_connector::feed::{Feed, FeedConfig, FeedEvent, FeedShared};
+use hft_connector::normalized::{Event, TradeEvent};
+use hft_connector::protocol::Category;
+use hft_connector::sim::{SimConfig, SimHandle, Simulator};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+pub const SYMBOL: &str = "BTCUSDT";
+pub const DEPTH: u16 = 50;
+
+/// Stale threshold used by the fault tests (s); every other timer scales with it.
+pub const STALE_S: f64 = 1.0;
+
+pub struct Rig {
+    pub sim: SimHandle,
+    pub shared: Arc<FeedShared>,
+    pub events: Arc<Mutex<Vec<(Instant, FeedEvent)>>>,
+    pub category: Category,
+    stop: Option<oneshot::Sender<()>>,
+    collector: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub fn sim_config(category: Category) -> SimConfig {
+    SimConfig {
+        symbols: vec![SYMBOL.to_string()],
+        categories: vec![category],
+        rate: 150.0,
+        ..SimConfig::for_tests(7)
+    }
+}
+
+pub fn feed_config(sim: &SimHandle, category: Category) -> FeedConfig {
+    let mut cfg = FeedConfig::new(
+        &format!("ws://{}/v5/public", sim.addr()),
+        &sim.rest_url(),
+        category,
+        &[SYMBOL],
+    )
+    .with_fast_timers(STALE_S);
+    cfg.feed.depth = DEPTH;
+    cfg
+}
+
+impl Rig {
+    pub async fn start(category: Category) -> Rig {
+        let sim = Simulator::start(sim_config(category))
+            .await
+            .expect("simulator starts");
+        let cfg = feed_config(&sim, category);
+        Rig::with(sim, cfg, category).await
+    }
+
+    pub async fn with(sim: SimHandle, cfg: FeedConfig, category: Category) -> Rig {
+        let mut feed = Feed::spawn(cfg).expect("valid config");
+        let shared = feed.shared();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let (stop, mut stopped) = oneshot::channel();
+        let collector = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    ev = feed.next() => match ev {
+                        Some(ev) => sink.lock().unwrap().push((Instant::now(), ev)),
+                        None => break,
+                    },
+                }
+            }
+            feed.shutdown().await;
+        });
+        Rig {
+            sim,
+            shared,
+            events,
+            category,
+            stop: Some(stop),
+            collector: Some(collector),
+        }
+    }
+
+    pub fn count(&self, pred: impl Fn(&FeedEvent) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| pred(e))
+            .count()
+    }
+
+    /// Waits until an event after index `from` matches; returns its index and arrival time.
+    pub async fn wait_for(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&FeedEvent) -> bool,
+    ) -> (usize, Instant) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let ev = self.events.lock().unwrap();
+                if let Some((i, (t, _))) =
+                    ev.iter().enumerate().skip(from).find(|(_, (_, e))| pred(e))
+                {
+                    return (i, *t);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; events: {:?}",
+                self.summary()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+
+    pub fn summary(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| !e.is_market())
+            .map(|(_, e)| format!("{e:?}"))
+            .collect()
+    }
+
+    /// Waits until the feed is live with trades and books flowing.
+    pub async fn until_flowing(&self) -> usize {
+        self.wait_for(0, Duration::from_secs(10), "connected", |e| {
+            matches!(e, FeedEvent::Connected { .. })
+        })
+        .await;
+        let (i, _) = self
+            .wait_for(0, Duration::from_secs(10), "a trade", |e| {
+                matches!(e, FeedEvent::Trade(_))
+            })
+            .await;
+        self.wait_for(0, Duration::from_secs(10), "a book", |e| {
+            matches!(e, FeedEvent::Book(_))
+        })
+        .await;
+        i
+    }
+
+    /// Waits for data after `from` (the feed flows again).
+    pub async fn until_data_after(&self, from: usize, timeout: Duration) -> Instant {
+        self.wait_for(from, timeout, "market data", |e| e.is_market())
+            .await
+            .1
+    }
+
+    pub fn trades(&self) -> Vec<TradeEvent> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, e)| match e {
+                FeedEvent::Trade(t) if t.symbol == SYMBOL => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pauses the market and lets the feed drain.
+    pub async fn quiesce(&self) {
+        self.sim.pause_market();
+        let mut last = usize::MAX;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let n = self.len();
+            if n == last {
+                break;
+            }
+            last = n;
+        }
+    }
+
+    /// Every journaled trade after the first one received arrived exactly once, in order.
+    pub fn assert_tape_complete(&self) {
+        let got = self.trades();
+        assert!(!got.is_empty(), "no trades received");
+        let mut ids = HashSet::new();
+        for t in &got {
+            assert!(ids.insert(t.id.clone()), "duplicate trade {}", t.id);
+        }
+        let first_ts = got[0].ts_ms;
+        let journal: Vec<TradeEvent> = self
+            .sim
+            .journal_query(&hft_connector::sim::JournalQuery {
+                symbol: Some(SYMBOL),
+                kind: Some("trade"),
+                category: Some(self.category.as_str()),
+                ..Default::default()
+            })
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Trade(t) if t.ts_ms > first_ts => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert!(!journal.is_empty(), "the journal has trades");
+        let missing: Vec<&str> = journal
+            .iter()
+            .filter(|t| !ids.contains(&t.id))
+            .map(|t| t.id.as_str())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} trades lost: {:?}",
+            missing.len(),
+            journal.len(),
+            &missing[..missing.len().min(5)]
+        );
+        let journal_ids: HashSet<&str> = journal.iter().map(|t| t.id.as_str()).collect();
+        let received_after: Vec<&TradeEvent> = got.iter().filter(|t| t.ts_ms > first_ts).collect();
+        for t in &received_after {
+            assert!(
+                journal_ids.contains(t.id.as_str()),
+                "trade {} not in the journal",
+                t.id
+            );
+        }
+        assert!(
+            got.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms),
+            "trades arrive in time order"
+        );
+    }
+
+    /// The feed's book equals the simulator's true book, level for level, at the same `u`.
+    pub fn assert_book_matches(&self) {
+        let truth = self
+            .sim
+            .book(self.category, SYMBOL, DEPTH)
+            .expect("true book");
+        let books = self.shared.books.read().unwrap();
+        let book = books.get(SYMBOL).expect("feed has a book");
+        assert!(book.is_synced(), "book is synced");
+        assert_eq!(book.last_u(), Some(truth.u), "same update id");
+        let ours: Vec<_> = book.bids().iter().map(|l| (l.price, l.qty)).collect();
+        assert_eq!(ours, truth.bids, "bids");
+        let ours: Vec<_> = book.asks().iter().map(|l| (l.price, l.qty)).collect();
+        assert_eq!(ours, truth.asks, "asks");
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(c) = self.collector.take() {
+            let _ = c.await;
+        }
+        self.sim.shutdown().await;
+    }
+}
