@@ -11,6 +11,7 @@
 //! - [`feed`]: the self-healing live feed (connection state machine, heartbeat, stale detection,
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`logging`]: JSON log lines with stable event names.
+//! - [`service`]: the `run` service and its shared state (statuses, books, trades, events).
 //! - [`cli`]: the `hft-connector` subcommands.
 //! - [`sim`]: the Bybit V5 exchange simulator (WS, REST, ground-truth journal, fault injection).
 //! - [`candles`]: exact candles built from trades, stitched to REST's open candle; outage re-fetch spans.
@@ -32,5 +33,6 @@ pub mod normalized;
 pub mod normalizer;
 pub mod protocol;
 pub mod ratelimit;
+pub mod service;
 pub mod sim;
 pub mod store;

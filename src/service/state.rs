@@ -1,0 +1,362 @@
+//! The service's shared state: what every feed is doing, the latest books, recent trades, recent
+//! lifecycle events, backfill progress, and a broadcast of changes. The service writes it; the HTTP
+//! API, metrics and dashboard read it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::backfill::BackfillProgress;
+use crate::book::OrderBook;
+use crate::feed::health::HealthSnapshot;
+use crate::normalized::{KlineEvent, Pair, TradeEvent};
+use crate::protocol::Category;
+
+/// Trades kept in memory per feed for `/api/trades` (older ones are in the store).
+pub const RECENT_TRADES: usize = 2_000;
+/// Lifecycle events kept for the dashboard.
+pub const RECENT_EVENTS: usize = 200;
+
+/// Identifies one symbol of one category.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FeedKey {
+    /// Category.
+    pub category: Category,
+    /// Symbol.
+    pub symbol: String,
+}
+
+/// Backfill progress as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BackfillStatus {
+    /// Chunks stored.
+    pub done: u64,
+    /// Chunks planned.
+    pub total: u64,
+    /// `pending`, `running`, `done`, `failed` or `disabled`.
+    pub state: String,
+}
+
+impl From<&BackfillProgress> for BackfillStatus {
+    fn from(p: &BackfillProgress) -> Self {
+        let state = serde_json::to_value(p.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        BackfillStatus {
+            done: p.done,
+            total: p.total,
+            state,
+        }
+    }
+}
+
+/// One feed's status: the `/api/status` contract (fields may be added, never renamed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedStatus {
+    /// Symbol.
+    pub symbol: String,
+    /// Category.
+    pub category: Category,
+    /// `connected`, `connecting`, `disconnected` or `down`.
+    pub status: String,
+    /// Time of the last market event (ISO-8601 UTC).
+    pub last_update: Option<String>,
+    /// Seconds since the last market event.
+    pub seconds_since_last_event: Option<f64>,
+    /// The feed's task or worker process is alive.
+    pub process_alive: bool,
+    /// Worker process id (process isolation only).
+    pub pid: Option<u32>,
+    /// Events buffered between the feed and the service.
+    pub queue_size: u64,
+    /// Errors so far.
+    pub error_count: u64,
+    /// Reconnects so far.
+    pub reconnects: u64,
+    /// Kline backfill progress.
+    pub backfill: BackfillStatus,
+    /// Stale detections so far.
+    pub stale_detections: u64,
+    /// Worker restarts so far (process isolation).
+    pub worker_restarts: u64,
+    /// Market events so far.
+    pub messages: u64,
+    /// Best bid / best ask of the current book.
+    pub best_bid: Option<Pair>,
+    /// Best ask.
+    pub best_ask: Option<Pair>,
+}
+
+impl FeedStatus {
+    /// A status for a feed that has not started yet.
+    pub fn new(key: &FeedKey) -> Self {
+        FeedStatus {
+            symbol: key.symbol.clone(),
+            category: key.category,
+            status: "connecting".into(),
+            last_update: None,
+            seconds_since_last_event: None,
+            process_alive: false,
+            pid: None,
+            queue_size: 0,
+            error_count: 0,
+            reconnects: 0,
+            backfill: BackfillStatus {
+                state: "pending".into(),
+                ..Default::default()
+            },
+            stale_detections: 0,
+            worker_restarts: 0,
+            messages: 0,
+            best_bid: None,
+            best_ask: None,
+        }
+    }
+
+    /// Copies the health fields in.
+    pub fn apply_health(&mut self, h: &HealthSnapshot, pid: Option<u32>) {
+        self.status = h.status.clone();
+        self.last_update = h.last_update.clone();
+        self.seconds_since_last_event = h.seconds_since_last_event;
+        self.process_alive = h.process_alive;
+        self.pid = pid;
+        self.queue_size = h.queue_size;
+        self.error_count = h.error_count;
+        self.reconnects = h.reconnects;
+        self.stale_detections = h.stale_detections;
+        self.messages = h.messages;
+    }
+}
+
+/// A notable event for operators (also streamed), in the shape of a log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// UTC time, ISO-8601.
+    pub timestamp: String,
+    /// `INFO`, `WARN` or `ERROR`.
+    pub level: String,
+    /// Stable event name (e.g. `bybit_connector_stale_connection_detected`).
+    pub event: String,
+    /// Category.
+    pub category: Option<Category>,
+    /// Symbol.
+    pub symbol: Option<String>,
+    /// Details.
+    pub detail: String,
+}
+
+/// What the live event stream carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// A feed's status changed (or its periodic refresh).
+    Status(FeedStatus),
+    /// A trade.
+    Trade(TradeEvent),
+    /// The top of a book changed.
+    BookTop {
+        /// Category.
+        category: Category,
+        /// Symbol.
+        symbol: String,
+        /// Update id.
+        u: u64,
+        /// Best bid.
+        best_bid: Option<Pair>,
+        /// Best ask.
+        best_ask: Option<Pair>,
+        /// Exchange time (ms).
+        ts_ms: u64,
+    },
+    /// A candle changed (live or backfilled).
+    Candle {
+        /// Category.
+        category: Category,
+        /// The candle.
+        candle: KlineEvent,
+    },
+    /// A lifecycle event.
+    Log(LogEvent),
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    status: Option<FeedStatus>,
+    book: Option<OrderBook>,
+    trades: VecDeque<TradeEvent>,
+}
+
+/// Shared service state. Cheap to clone (`Arc` inside).
+#[derive(Debug, Clone)]
+pub struct ServiceState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    feeds: RwLock<BTreeMap<FeedKey, Entry>>,
+    events: Mutex<VecDeque<LogEvent>>,
+    tx: broadcast::Sender<StreamEvent>,
+    token: Option<String>,
+}
+
+impl ServiceState {
+    /// State for these feeds; `token` guards state-changing HTTP routes (none: they are refused).
+    pub fn new(keys: &[FeedKey], token: Option<String>) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let feeds = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    Entry {
+                        status: Some(FeedStatus::new(k)),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        ServiceState {
+            inner: Arc::new(Inner {
+                feeds: RwLock::new(feeds),
+                events: Mutex::new(VecDeque::new()),
+                tx,
+                token,
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<FeedKey, Entry>> {
+        self.inner.feeds.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<FeedKey, Entry>> {
+        self.inner.feeds.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token state-changing routes require.
+    pub fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
+    }
+
+    /// Every feed's status, ordered by category then symbol.
+    pub fn statuses(&self) -> Vec<FeedStatus> {
+        self.read().values().filter_map(|e| e.status.clone()).collect()
+    }
+
+    /// The feeds configured.
+    pub fn keys(&self) -> Vec<FeedKey> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// One feed's status.
+    pub fn status(&self, key: &FeedKey) -> Option<FeedStatus> {
+        self.read().get(key).and_then(|e| e.status.clone())
+    }
+
+    /// Updates a feed's status with `f`; broadcasts it when `f` returns true (a visible change).
+    pub fn update_status(&self, key: &FeedKey, f: impl FnOnce(&mut FeedStatus) -> bool) {
+        let changed = {
+            let mut feeds = self.write();
+            let entry = feeds.entry(key.clone()).or_default();
+            let status = entry.status.get_or_insert_with(|| FeedStatus::new(key));
+            f(status).then(|| status.clone())
+        };
+        if let Some(s) = changed {
+            let _ = self.inner.tx.send(StreamEvent::Status(s));
+        }
+    }
+
+    /// The current book of a feed.
+    pub fn book(&self, key: &FeedKey) -> Option<OrderBook> {
+        self.read().get(key).and_then(|e| e.book.clone())
+    }
+
+    /// Stores the current book (after each applied update) and broadcasts its top when it moved.
+    pub fn set_book(&self, key: &FeedKey, book: &OrderBook) {
+        let top = |b: &OrderBook| (b.best_bid(), b.best_ask());
+        let moved = {
+            let mut feeds = self.write();
+            let entry = feeds.entry(key.clone()).or_default();
+            let moved = entry.book.as_ref().map(top) != Some(top(book));
+            match &mut entry.book {
+                Some(b) => b.clone_from(book),
+                None => entry.book = Some(book.clone()),
+            }
+            if let Some(s) = &mut entry.status {
+                s.best_bid = book.best_bid().map(|l| (l.price, l.qty));
+                s.best_ask = book.best_ask().map(|l| (l.price, l.qty));
+            }
+            moved
+        };
+        if moved {
+            let _ = self.inner.tx.send(StreamEvent::BookTop {
+                category: key.category,
+                symbol: key.symbol.clone(),
+                u: book.last_u().unwrap_or(0),
+                best_bid: book.best_bid().map(|l| (l.price, l.qty)),
+                best_ask: book.best_ask().map(|l| (l.price, l.qty)),
+                ts_ms: book.ts_ms(),
+            });
+        }
+    }
+
+    /// Records a trade (kept in a bounded ring) and broadcasts it.
+    pub fn push_trade(&self, key: &FeedKey, trade: &TradeEvent) {
+        {
+            let mut feeds = self.write();
+            let entry = feeds.entry(key.clone()).or_default();
+            if entry.trades.len() >= RECENT_TRADES {
+                entry.trades.pop_front();
+            }
+            entry.trades.push_back(trade.clone());
+        }
+        let _ = self.inner.tx.send(StreamEvent::Trade(trade.clone()));
+    }
+
+    /// Recent trades of a feed with `ts_ms >= since_ms`, oldest first, at most `limit` (the newest).
+    pub fn trades(&self, key: &FeedKey, since_ms: Option<u64>, limit: usize) -> Vec<TradeEvent> {
+        let feeds = self.read();
+        let Some(e) = feeds.get(key) else {
+            return Vec::new();
+        };
+        let matching: Vec<&TradeEvent> = e
+            .trades
+            .iter()
+            .filter(|t| since_ms.is_none_or(|s| t.ts_ms >= s))
+            .collect();
+        let skip = matching.len().saturating_sub(limit);
+        matching.into_iter().skip(skip).cloned().collect()
+    }
+
+    /// Broadcasts a candle change.
+    pub fn push_candle(&self, category: Category, candle: KlineEvent) {
+        let _ = self.inner.tx.send(StreamEvent::Candle { category, candle });
+    }
+
+    /// Records a lifecycle event (bounded) and broadcasts it.
+    pub fn push_event(&self, e: LogEvent) {
+        {
+            let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+            if events.len() >= RECENT_EVENTS {
+                events.pop_front();
+            }
+            events.push_back(e.clone());
+        }
+        let _ = self.inner.tx.send(StreamEvent::Log(e));
+    }
+
+    /// Recent lifecycle events, oldest first.
+    pub fn recent_events(&self) -> Vec<LogEvent> {
+        let events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.iter().cloned().collect()
+    }
+
+    /// Subscribes to the live stream of changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamEvent> {
+        self.inner.tx.subscribe()
+    }
+}
