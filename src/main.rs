@@ -26,6 +26,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         top: Option<usize>,
     },
+    /// Run the service: live feeds, kline backfill, store, status API, metrics and dashboard.
+    Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
     Simulate(hft_connector::cli::simulate::SimulateArgs),
 }
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, top } => decode(file, top),
+        Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
     }
 }

@@ -1,4 +1,5 @@
 //! The command-line interface: argument parsing and one module per subcommand.
 
 pub mod decode;
+pub mod run;
 pub mod simulate;

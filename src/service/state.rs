@@ -3,11 +3,13 @@
 //! API, metrics and dashboard read it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use super::metrics::Metrics;
 use crate::backfill::BackfillProgress;
 use crate::book::OrderBook;
 use crate::feed::health::HealthSnapshot;
@@ -201,11 +203,19 @@ struct Inner {
     events: Mutex<VecDeque<LogEvent>>,
     tx: broadcast::Sender<StreamEvent>,
     token: Option<String>,
+    store_path: Option<PathBuf>,
+    metrics: Metrics,
 }
 
 impl ServiceState {
     /// State for these feeds; `token` guards state-changing HTTP routes (none: they are refused).
     pub fn new(keys: &[FeedKey], token: Option<String>) -> Self {
+        Self::with_store(keys, token, None)
+    }
+
+    /// As [`ServiceState::new`], with the SQLite store file readers may open (read-only) for
+    /// candles and older trades.
+    pub fn with_store(keys: &[FeedKey], token: Option<String>, store_path: Option<PathBuf>) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let feeds = keys
             .iter()
@@ -225,6 +235,8 @@ impl ServiceState {
                 events: Mutex::new(VecDeque::new()),
                 tx,
                 token,
+                store_path,
+                metrics: Metrics::default(),
             }),
         }
     }
@@ -235,6 +247,16 @@ impl ServiceState {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<FeedKey, Entry>> {
         self.inner.feeds.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store file, when the service keeps one.
+    pub fn store_path(&self) -> Option<&Path> {
+        self.inner.store_path.as_deref()
+    }
+
+    /// Hot-path counters for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The token state-changing routes require.
