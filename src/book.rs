@@ -267,15 +267,25 @@ impl OrderBook {
     }
 }
 
-/// Exact price order, with a fast path for the common case of equal scales (one instrument's prices
-/// nearly always share the tick's scale): compare the integer mantissas.
+/// Exact price order, with a fast path for the common case of equal scales and non-negative
+/// prices (one instrument's prices nearly always share the tick's scale): compare the 96-bit
+/// magnitudes as integers.
 #[inline]
 pub fn price_cmp(a: &Decimal, b: &Decimal) -> Ordering {
-    if a.scale() == b.scale() {
-        a.mantissa().cmp(&b.mantissa())
+    if a.scale() == b.scale() && !a.is_sign_negative() && !b.is_sign_negative() {
+        magnitude(a).cmp(&magnitude(b))
     } else {
         a.cmp(b)
     }
+}
+
+/// The unsigned 96-bit mantissa of `d` (bytes 4..16 of its serialized form: lo, mid, hi).
+#[inline]
+fn magnitude(d: &Decimal) -> u128 {
+    let b = d.serialize();
+    let mut m = [0u8; 16];
+    m[..12].copy_from_slice(&b[4..16]);
+    u128::from_le_bytes(m)
 }
 
 /// Inserts, replaces or (size 0) deletes `level` in a side sorted by `order`.

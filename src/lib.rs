@@ -12,6 +12,9 @@
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`logging`]: JSON log lines with stable event names.
 //! - [`service`]: the `run` service and its shared state (statuses, books, trades, events).
+//! - [`http`]: the HTTP API (status, book, trades, candles, SSE events), Prometheus `/metrics`, the
+//!   token guard and the embedded dashboard.
+//! - [`config`]: the service's TOML/environment/flag configuration and its validation.
 //! - [`cli`]: the `hft-connector` subcommands.
 //! - [`sim`]: the Bybit V5 exchange simulator (WS, REST, ground-truth journal, fault injection).
 //! - [`candles`]: exact candles built from trades, stitched to REST's open candle; outage re-fetch spans.
@@ -27,7 +30,9 @@ pub mod backoff;
 pub mod book;
 pub mod candles;
 pub mod cli;
+pub mod config;
 pub mod feed;
+pub mod http;
 pub mod logging;
 pub mod normalized;
 pub mod normalizer;

@@ -6,6 +6,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the JSON logger on stderr (filter from `RUST_LOG`, default `info`). Safe to call twice.
 pub fn init_json() {
+    init_json_to(std::io::stderr);
+}
+
+/// Installs the JSON logger writing to `writer` (e.g. a file).
+pub fn init_json_to<W>(writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .json()
@@ -15,6 +23,6 @@ pub fn init_json() {
         .with_target(false)
         .with_timer(UtcTime::rfc_3339())
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
 }

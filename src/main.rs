@@ -26,6 +26,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         top: Option<usize>,
     },
+    /// The demo: simulator + service + a fault every ~30 s, with the dashboard to watch.
+    Demo(hft_connector::cli::demo::DemoArgs),
     /// Run the service: live feeds, kline backfill, store, status API, metrics and dashboard.
     Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, top } => decode(file, top),
+        Command::Demo(args) => hft_connector::cli::demo::main(args),
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
     }

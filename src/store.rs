@@ -120,6 +120,9 @@ pub enum StoreError {
     /// A number beyond SQLite's signed 64-bit integers.
     #[error("value {0} does not fit the database")]
     Range(u64),
+    /// The store writer thread has stopped.
+    #[error("the store writer has stopped")]
+    Closed,
 }
 
 /// Where a candle came from.

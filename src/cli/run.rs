@@ -54,8 +54,65 @@ pub struct RunArgs {
     pub token: Option<String>,
 }
 
+/// The HTTP routes the service serves: status API, metrics, event stream and dashboard.
+pub fn routes(state: crate::service::ServiceState, shutdown: tokio_util::sync::CancellationToken) -> axum::Router {
+    crate::http::router_with(state, shutdown, axum::Router::new())
+}
+
 /// Runs the service until Ctrl-C / SIGTERM.
-pub fn main(_args: RunArgs) -> ExitCode {
-    eprintln!("hft-connector run: not available in this build yet");
-    ExitCode::FAILURE
+pub fn main(args: RunArgs) -> ExitCode {
+    crate::logging::init_json();
+    let cfg = match crate::config::ServiceConfig::load(&args, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hft-connector run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hft-connector run: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match serve(cfg).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(event = "service_failed", error = %e);
+                eprintln!("hft-connector run: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Starts the service with the configured isolation.
+pub async fn start_service(
+    cfg: crate::config::ServiceConfig,
+) -> Result<crate::service::runner::Running, crate::service::runner::ServiceError> {
+    crate::service::runner::start(cfg, |f| crate::feed::Feed::spawn(f).map_err(|e| e.to_string()), routes).await
+}
+
+/// Starts the service with the configured isolation and runs it until a signal.
+pub async fn serve(cfg: crate::config::ServiceConfig) -> Result<(), crate::service::runner::ServiceError> {
+    use crate::service::runner::shutdown_signal;
+    tracing::info!(
+        event = "service_starting",
+        symbols = %cfg.feed.symbols.join(","),
+        categories = %cfg.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+        isolation = ?cfg.service.isolation,
+        data_dir = %cfg.store.data_dir.display(),
+        backfill_days = if cfg.backfill.enabled { cfg.backfill.days } else { 0.0 },
+    );
+    let running = start_service(cfg).await?;
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!(event = "service_stopping", reason = "signal");
+            running.stop();
+        }
+        _ = running.ended() => {}
+    }
+    running.wait().await
 }

@@ -201,9 +201,6 @@ impl<'r> Connection<'r> {
                     let now = Instant::now();
                     let ms = |t: Instant| t.duration_since(opened).as_millis() as u64;
                     let (stalest_symbol, stalest) = self.stalest();
-                    if let Some(t) = stalest {
-                        health.set_stalest(health.mono_ms().saturating_sub(now.duration_since(t).as_millis() as u64));
-                    }
                     if let StaleVerdict::Stale { seconds_since_last_event } =
                         rule.check(ms(now), ms(live_since), stalest.map(ms))
                     {
@@ -250,8 +247,9 @@ impl<'r> Connection<'r> {
         self.live_since = Some(now);
         let shared = self.r.shared.clone();
         let health = shared.health_handle();
-        health.set_state(ConnState::Live);
         let symbols = self.r.cfg.feed.symbols.clone();
+        health.live(&symbols);
+        health.set_state(ConnState::Live);
         for s in &symbols {
             tracing::info!(
                 event = "bybit_connector_connected",
@@ -489,7 +487,7 @@ impl<'r> Connection<'r> {
     }
 
     async fn on_trades(&mut self, t: Trades<'_>, recv_ns: u64) {
-        self.r.shared.health.market_event();
+        self.r.shared.health.market_event(t.symbol);
         self.last_event.insert(t.symbol.to_string(), Instant::now());
         let category = self.r.cfg.feed.category.to_string();
         for tr in &t.trades {
@@ -509,7 +507,7 @@ impl<'r> Connection<'r> {
     }
 
     async fn on_book(&mut self, b: BookUpdate<'_>, recv_ns: u64) -> Result<(), DisconnectReason> {
-        self.r.shared.health.market_event();
+        self.r.shared.health.market_event(b.symbol);
         self.last_event.insert(b.symbol.to_string(), Instant::now());
         let (outcome, event) = {
             let mut books = self

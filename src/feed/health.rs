@@ -1,7 +1,9 @@
 //! Feed health: shared counters any thread can read, the snapshot operators see, and the pure
 //! stale-detection rule.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,8 @@ pub enum ConnState {
     Refused = 6,
     /// Gave up after `reconnect.max_attempts`, or shut down.
     Stopped = 7,
+    /// The last connection attempt failed (network outage, refused connection): retrying.
+    Unreachable = 8,
 }
 
 impl ConnState {
@@ -38,6 +42,7 @@ impl ConnState {
             4 => ConnState::Disconnected,
             5 => ConnState::Backoff,
             6 => ConnState::Refused,
+            8 => ConnState::Unreachable,
             _ => ConnState::Stopped,
         }
     }
@@ -48,7 +53,7 @@ impl ConnState {
             ConnState::Live => "connected",
             ConnState::Connecting | ConnState::Subscribing => "connecting",
             ConnState::Stale | ConnState::Disconnected | ConnState::Backoff => "disconnected",
-            ConnState::Refused | ConnState::Stopped => "down",
+            ConnState::Refused | ConnState::Stopped | ConnState::Unreachable => "down",
         }
     }
 }
@@ -64,8 +69,9 @@ pub struct SharedHealth {
     stale_detections: AtomicU64,
     queue_size: AtomicU64,
     messages: AtomicU64,
-    /// Milliseconds (on the feed's monotonic clock) of the stalest symbol's last event.
-    stalest_mono_ms: AtomicU64,
+    /// Per symbol: (monotonic ms of its last market event or of going live, Unix ms of its last
+    /// market event or 0).
+    symbols: Mutex<BTreeMap<String, (u64, u64)>>,
     epoch: tokio::time::Instant,
 }
 
@@ -80,7 +86,7 @@ impl Default for SharedHealth {
             stale_detections: AtomicU64::new(0),
             queue_size: AtomicU64::new(0),
             messages: AtomicU64::new(0),
-            stalest_mono_ms: AtomicU64::new(0),
+            symbols: Mutex::new(BTreeMap::new()),
             epoch: tokio::time::Instant::now(),
         }
     }
@@ -119,14 +125,27 @@ impl SharedHealth {
     pub fn set_alive(&self, alive: bool) {
         self.alive.store(alive, Ordering::Relaxed);
     }
-    /// Records a market event now.
-    pub fn market_event(&self) {
-        self.last_event_unix_ms.store(unix_ms(), Ordering::Relaxed);
+    /// Records a market event of `symbol` now.
+    pub fn market_event(&self, symbol: &str) {
+        let now = unix_ms();
+        self.last_event_unix_ms.store(now, Ordering::Relaxed);
         self.messages.fetch_add(1, Ordering::Relaxed);
+        let mono = self.mono_ms();
+        let mut symbols = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
+        match symbols.get_mut(symbol) {
+            Some(e) => *e = (mono, now),
+            None => {
+                symbols.insert(symbol.to_string(), (mono, now));
+            }
+        }
     }
-    /// Records where the stalest symbol stands (monotonic ms of its last event).
-    pub fn set_stalest(&self, mono_ms: u64) {
-        self.stalest_mono_ms.store(mono_ms, Ordering::Relaxed);
+    /// A connection went live for `symbols`: their idle time counts from now.
+    pub fn live(&self, symbols: &[String]) {
+        let mono = self.mono_ms();
+        let mut map = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
+        for s in symbols {
+            map.entry(s.clone()).or_insert((mono, 0)).0 = mono;
+        }
     }
     /// Counts an error.
     pub fn error(&self) {
@@ -148,14 +167,28 @@ impl SharedHealth {
     /// A consistent-enough snapshot for status APIs and logs.
     pub fn snapshot(&self) -> HealthSnapshot {
         let last = self.last_event_unix_ms.load(Ordering::Relaxed);
-        let stalest = self.stalest_mono_ms.load(Ordering::Relaxed);
+        let now = self.mono_ms();
+        let symbols = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
+        let stalest = symbols.values().map(|(mono, _)| *mono).min();
+        let per_symbol = symbols
+            .iter()
+            .map(|(s, &(mono, unix))| {
+                (
+                    s.clone(),
+                    SymbolHealth {
+                        seconds_since_last_event: now.saturating_sub(mono) as f64 / 1000.0,
+                        last_update_ms: (unix > 0).then_some(unix),
+                    },
+                )
+            })
+            .collect();
+        drop(symbols);
         let state = self.state();
         HealthSnapshot {
             process_alive: self.alive.load(Ordering::Relaxed),
             queue_size: self.queue_size.load(Ordering::Relaxed),
             error_count: self.errors.load(Ordering::Relaxed),
-            seconds_since_last_event: (last > 0)
-                .then(|| self.mono_ms().saturating_sub(stalest) as f64 / 1000.0),
+            seconds_since_last_event: stalest.map(|m| now.saturating_sub(m) as f64 / 1000.0),
             last_update: (last > 0).then(|| iso_time(last)).flatten(),
             last_update_ms: (last > 0).then_some(last),
             reconnects: self.reconnects.load(Ordering::Relaxed),
@@ -163,8 +196,18 @@ impl SharedHealth {
             messages: self.messages.load(Ordering::Relaxed),
             state,
             status: state.status().to_string(),
+            per_symbol,
         }
     }
+}
+
+/// One symbol's freshness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolHealth {
+    /// Seconds since its last market event (or since the connection went live, if none since).
+    pub seconds_since_last_event: f64,
+    /// Unix ms of its last market event.
+    pub last_update_ms: Option<u64>,
 }
 
 /// What operators see of a feed.
@@ -192,6 +235,9 @@ pub struct HealthSnapshot {
     pub state: ConnState,
     /// `connected`, `connecting`, `disconnected` or `down`.
     pub status: String,
+    /// Freshness per symbol.
+    #[serde(default)]
+    pub per_symbol: BTreeMap<String, SymbolHealth>,
 }
 
 /// Stale detection settings.
@@ -296,7 +342,8 @@ mod tests {
         assert_eq!(ConnState::Subscribing.status(), "connecting");
         assert_eq!(ConnState::Backoff.status(), "disconnected");
         assert_eq!(ConnState::Refused.status(), "down");
-        for s in 0..8 {
+        assert_eq!(ConnState::Unreachable.status(), "down");
+        for s in 0..9 {
             assert_eq!(ConnState::from_u8(s) as u8, s);
         }
     }

@@ -50,13 +50,25 @@ pub struct Feed;
 impl Feed {
     /// Validates `config` and starts the feed task on the current Tokio runtime.
     pub fn spawn(config: FeedConfig) -> Result<FeedHandle, ConfigError> {
+        Feed::spawn_resuming(config, HashMap::new())
+    }
+
+    /// Like [`Feed::spawn`], but continues a trade tape another feed delivered: for each symbol in
+    /// `covered_ms` (Unix ms up to which the consumer already has every trade, e.g. the fill time
+    /// of the last trade it received), the first connection gap-fills from REST like a reconnect
+    /// instead of starting the tape afresh. Used when a worker process replaces a dead one.
+    pub fn spawn_resuming(
+        config: FeedConfig,
+        covered_ms: HashMap<String, u64>,
+    ) -> Result<FeedHandle, ConfigError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.feed.queue_capacity);
         let shared = Arc::new(FeedShared::default());
         let cancel = CancellationToken::new();
         let (_, _, _, log_every) = config.health_durations()?;
         let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
-        let runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
+        let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
+        runner.covered_ms = covered_ms;
         tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
         let task = tokio::spawn(runner.run());
         Ok(FeedHandle {
@@ -291,6 +303,9 @@ impl Runner {
                     )),
                 };
             let refused = self.shared.health.state() == ConnState::Refused;
+            // A connection attempt that failed (not a connection that ended) means the exchange
+            // cannot be reached: operators see `down` until a connection goes live again.
+            let unreachable = error.is_some() && !refused;
             let delay = self.backoff.next_delay(self.rng.random::<f64>());
             if let Some(error) = error {
                 failures_in_row += 1;
@@ -316,7 +331,9 @@ impl Runner {
                     .await;
                 break;
             }
-            if !refused {
+            if unreachable {
+                self.shared.health.set_state(ConnState::Unreachable);
+            } else if !refused {
                 self.shared.health.set_state(ConnState::Backoff);
             }
             if self.sleep(delay).await {

@@ -118,11 +118,19 @@ impl FeedStatus {
         }
     }
 
-    /// Copies the health fields in.
+    /// Copies the health fields in (this symbol's freshness when the feed reports it).
     pub fn apply_health(&mut self, h: &HealthSnapshot, pid: Option<u32>) {
         self.status = h.status.clone();
-        self.last_update = h.last_update.clone();
-        self.seconds_since_last_event = h.seconds_since_last_event;
+        match h.per_symbol.get(&self.symbol) {
+            Some(s) => {
+                self.seconds_since_last_event = Some(s.seconds_since_last_event);
+                self.last_update = s.last_update_ms.and_then(crate::feed::health::iso_time);
+            }
+            None => {
+                self.seconds_since_last_event = h.seconds_since_last_event;
+                self.last_update = h.last_update.clone();
+            }
+        }
         self.process_alive = h.process_alive;
         self.pid = pid;
         self.queue_size = h.queue_size;

@@ -1,0 +1,408 @@
+//! Service configuration: one TOML file (`[feed]`, `[health]`, `[heartbeat]`, `[reconnect]`,
+//! `[backfill]`, `[store]`, `[http]`, `[service]`), overridden by `HFT_CONNECTOR_<SECTION>_<KEY>`
+//! environment variables, overridden by command-line flags; validated once, with errors naming the
+//! field and why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::run::{Isolation, RunArgs};
+use crate::feed::config::{
+    ConfigError, FeedConfig, FeedSection, HealthSection, HeartbeatSection, ReconnectSection,
+};
+use crate::protocol::topic::{valid_interval, Category};
+
+/// `[backfill]`: history of klines fetched before (and while) going live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackfillSection {
+    /// Fetch history at all.
+    pub enabled: bool,
+    /// Kline interval (Bybit's names: `1`, `5`, `60`, `D`...).
+    pub interval: String,
+    /// Days of history (fractions allowed).
+    pub days: f64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// REST budget: requests per window (Bybit: 600 per 5 s per IP).
+    pub requests_per_window: usize,
+    /// REST budget window (s).
+    pub window_s: f64,
+    /// How long to stop every request after HTTP 403 "access too frequent" (s; Bybit asks 10 min).
+    pub ban_s: f64,
+    /// Candles per request (at most 1000).
+    pub chunk_limit: u64,
+}
+
+impl Default for BackfillSection {
+    fn default() -> Self {
+        BackfillSection {
+            enabled: true,
+            interval: "1".into(),
+            days: 90.0,
+            concurrency: 8,
+            requests_per_window: 600,
+            window_s: 5.0,
+            ban_s: 600.0,
+            chunk_limit: 1000,
+        }
+    }
+}
+
+/// `[store]`: the embedded SQLite store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Recent trades kept (hours).
+    pub trade_retention_hours: f64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            data_dir: PathBuf::from("./data"),
+            trade_retention_hours: 24.0,
+        }
+    }
+}
+
+/// `[http]`: status API, metrics and dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Listen address (loopback by default).
+    pub listen: String,
+    /// Token required by state-changing routes (none: they are refused).
+    pub token: Option<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "127.0.0.1:8080".into(),
+            token: None,
+        }
+    }
+}
+
+/// `[service]`: how feeds run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceSection {
+    /// `process` (a supervised worker per connection) or `in-process`.
+    pub isolation: Isolation,
+    /// Categories to stream (each with `[feed] symbols`); empty means `[feed] category`.
+    pub categories: Vec<Category>,
+}
+
+impl Default for ServiceSection {
+    fn default() -> Self {
+        ServiceSection {
+            isolation: Isolation::Process,
+            categories: Vec::new(),
+        }
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `[feed]`
+    pub feed: FeedSection,
+    /// `[health]`
+    pub health: HealthSection,
+    /// `[heartbeat]`
+    pub heartbeat: HeartbeatSection,
+    /// `[reconnect]`
+    pub reconnect: ReconnectSection,
+    /// `[backfill]`
+    pub backfill: BackfillSection,
+    /// `[store]`
+    pub store: StoreSection,
+    /// `[http]`
+    pub http: HttpSection,
+    /// `[service]`
+    pub service: ServiceSection,
+}
+
+const SECTIONS: [&str; 8] = [
+    "feed", "health", "heartbeat", "reconnect", "backfill", "store", "http", "service",
+];
+const LIST_KEYS: [&str; 2] = ["symbols", "categories"];
+/// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
+pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
+
+fn bad(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn env_value(key: &str, raw: &str) -> toml::Value {
+    if LIST_KEYS.contains(&key) {
+        return toml::Value::Array(
+            raw.split(',')
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                .collect(),
+        );
+    }
+    // Numbers and booleans as TOML; anything else as a string.
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+impl ServiceConfig {
+    /// Builds the configuration: defaults, then `file`, then environment `env`, then `args`.
+    pub fn load(
+        args: &RunArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match &args.config {
+            Some(path) => read_table(path)?,
+            None => toml::Table::new(),
+        };
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some(section) = SECTIONS
+                .iter()
+                .find(|s| rest.starts_with(&format!("{s}_")))
+            else {
+                continue;
+            };
+            let key = &rest[section.len() + 1..];
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = entry else {
+                return Err(bad(section, "must be a table"));
+            };
+            t.insert(key.to_string(), env_value(key, &raw));
+        }
+        let mut cfg: ServiceConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad("config", e.to_string()))?;
+        cfg.apply_args(args)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_args(&mut self, a: &RunArgs) -> Result<(), ConfigError> {
+        if let Some(s) = &a.symbols {
+            self.feed.symbols = s.iter().map(|s| s.trim().to_string()).collect();
+        }
+        if let Some(cats) = &a.category {
+            let parsed: Result<Vec<Category>, String> = cats.iter().map(|c| c.trim().parse()).collect();
+            self.service.categories = parsed.map_err(|e| bad("--category", e))?;
+            if let Some(first) = self.service.categories.first() {
+                self.feed.category = *first;
+            }
+        }
+        if let Some(d) = a.depth {
+            self.feed.depth = d;
+        }
+        if let Some(u) = &a.ws_url {
+            self.feed.ws_url = u.clone();
+        }
+        if let Some(u) = &a.rest_url {
+            self.feed.rest_url = u.clone();
+        }
+        if let Some(d) = &a.data_dir {
+            self.store.data_dir = d.clone();
+        }
+        if let Some(l) = &a.listen {
+            self.http.listen = l.clone();
+        }
+        if let Some(i) = a.isolation {
+            self.service.isolation = i;
+        }
+        if let Some(days) = a.backfill_days {
+            self.backfill.days = days;
+            self.backfill.enabled = days > 0.0;
+        }
+        if let Some(t) = &a.token {
+            self.http.token = Some(t.clone());
+        }
+        Ok(())
+    }
+
+    /// The categories streamed.
+    pub fn categories(&self) -> Vec<Category> {
+        if self.service.categories.is_empty() {
+            vec![self.feed.category]
+        } else {
+            let mut c = self.service.categories.clone();
+            c.dedup();
+            c
+        }
+    }
+
+    /// One feed configuration per category.
+    pub fn feeds(&self) -> Vec<FeedConfig> {
+        self.categories()
+            .into_iter()
+            .map(|category| FeedConfig {
+                feed: FeedSection {
+                    category,
+                    ..self.feed.clone()
+                },
+                health: self.health.clone(),
+                heartbeat: self.heartbeat.clone(),
+                reconnect: self.reconnect.clone(),
+            })
+            .collect()
+    }
+
+    /// The HTTP listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http
+            .listen
+            .parse()
+            .map_err(|e| bad("http.listen", format!("{:?} is not an address like 127.0.0.1:8080: {e}", self.http.listen)))
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for f in self.feeds() {
+            f.validate()?;
+        }
+        let b = &self.backfill;
+        if !valid_interval(&b.interval) || b.interval == "M" {
+            return Err(bad("backfill.interval", format!("{:?} is not a Bybit kline interval (1, 3, 5, 15, 30, 60, 120, 240, 360, 720, D, W)", b.interval)));
+        }
+        if !(b.days.is_finite() && (0.0..=3650.0).contains(&b.days)) {
+            return Err(bad("backfill.days", format!("{} is not between 0 and 3650", b.days)));
+        }
+        if b.concurrency == 0 || b.concurrency > 64 {
+            return Err(bad("backfill.concurrency", "must be between 1 and 64"));
+        }
+        if b.requests_per_window == 0 {
+            return Err(bad("backfill.requests_per_window", "must be at least 1"));
+        }
+        if !(b.window_s.is_finite() && b.window_s > 0.0) {
+            return Err(bad("backfill.window_s", "must be a positive number of seconds"));
+        }
+        if !(b.ban_s.is_finite() && b.ban_s >= 0.0) {
+            return Err(bad("backfill.ban_s", "must be a non-negative number of seconds"));
+        }
+        if b.chunk_limit == 0 || b.chunk_limit > 1000 {
+            return Err(bad("backfill.chunk_limit", "must be between 1 and 1000 (Bybit's limit)"));
+        }
+        if !(self.store.trade_retention_hours.is_finite() && self.store.trade_retention_hours > 0.0) {
+            return Err(bad("store.trade_retention_hours", "must be a positive number of hours"));
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            return Err(bad("store.data_dir", "must not be empty"));
+        }
+        self.listen_addr()?;
+        if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {
+            return Err(bad("http.token", "must be at least 8 characters"));
+        }
+        Ok(())
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| bad("--config", format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> RunArgs {
+        RunArgs::default()
+    }
+
+    #[test]
+    fn defaults_target_bybit_mainnet() {
+        let c = ServiceConfig::load(&args(), Vec::new()).unwrap();
+        assert_eq!(c.feed.symbols, vec!["BTCUSDT"]);
+        assert_eq!(c.categories(), vec![Category::Linear]);
+        assert_eq!(c.feed.depth, 50);
+        assert_eq!(c.store.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
+        assert_eq!(c.service.isolation, Isolation::Process);
+        assert_eq!(c.feeds()[0].ws_endpoint(), "wss://stream.bybit.com/v5/public/linear");
+        assert!(c.backfill.enabled);
+        assert_eq!(c.backfill.days, 90.0);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("hftc-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[feed]\nsymbols = [\"ETHUSDT\"]\ndepth = 200\n[health]\nstale_after_s = 12.5\n[http]\nlisten = \"127.0.0.1:9000\"\n[backfill]\ndays = 7\n",
+        )
+        .unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        let env = vec![
+            ("HFT_CONNECTOR_FEED_SYMBOLS".to_string(), "SOLUSDT, XRPUSDT".to_string()),
+            ("HFT_CONNECTOR_HEALTH_GRACE_S".to_string(), "3".to_string()),
+            ("HFT_CONNECTOR_SERVICE_ISOLATION".to_string(), "in-process".to_string()),
+            ("HFT_CONNECTOR_WORKER_SOMETHING".to_string(), "ignored".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let c = ServiceConfig::load(&a, env.clone()).unwrap();
+        assert_eq!(c.feed.symbols, vec!["SOLUSDT", "XRPUSDT"], "env beats file");
+        assert_eq!(c.feed.depth, 200, "file beats default");
+        assert_eq!(c.health.stale_after_s, 12.5);
+        assert_eq!(c.health.grace_s, 3.0);
+        assert_eq!(c.service.isolation, Isolation::InProcess);
+        assert_eq!(c.backfill.days, 7.0);
+        a.symbols = Some(vec!["BTCUSDT".into()]);
+        a.category = Some(vec!["spot".into(), "linear".into()]);
+        a.listen = Some("127.0.0.1:0".into());
+        a.backfill_days = Some(0.0);
+        let c = ServiceConfig::load(&a, env).unwrap();
+        assert_eq!(c.feed.symbols, vec!["BTCUSDT"], "flags beat env");
+        assert_eq!(c.categories(), vec![Category::Spot, Category::Linear]);
+        assert_eq!(c.feeds().len(), 2);
+        assert_eq!(c.http.listen, "127.0.0.1:0");
+        assert!(!c.backfill.enabled);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![("HFT_CONNECTOR_FEED_SYMBOLS", "btcusdt")], "feed.symbols"),
+            (vec![("HFT_CONNECTOR_FEED_DEPTH", "500")], "feed.depth"),
+            (vec![("HFT_CONNECTOR_BACKFILL_INTERVAL", "7")], "backfill.interval"),
+            (vec![("HFT_CONNECTOR_BACKFILL_CONCURRENCY", "0")], "backfill.concurrency"),
+            (vec![("HFT_CONNECTOR_HTTP_LISTEN", "localhost")], "http.listen"),
+            (vec![("HFT_CONNECTOR_HTTP_TOKEN", "short")], "http.token"),
+            (vec![("HFT_CONNECTOR_HEALTH_STALE_AFTER_S", "0")], "health.stale_after_s"),
+            (vec![("HFT_CONNECTOR_FEED_NOPE", "1")], "config"),
+        ];
+        for (env, field) in cases {
+            let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+            let e = ServiceConfig::load(&args(), env.clone()).expect_err(field);
+            assert_eq!(e.field, field, "{env:?}: {e}");
+        }
+        let mut a = args();
+        a.category = Some(vec!["futures".into()]);
+        assert_eq!(ServiceConfig::load(&a, Vec::new()).unwrap_err().field, "--category");
+        a = args();
+        a.config = Some(PathBuf::from("/nonexistent/hft.toml"));
+        let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/hft.toml"), "{e}");
+    }
+}

@@ -1,0 +1,45 @@
+//! The dashboard at `/`: one HTML page, its script and its stylesheet, embedded in the binary
+//! (`include_str!`, no CDN, no build step). The page reads `/api/status` every second, follows
+//! `/api/events` (SSE), and renders all exchange-sourced text with `textContent` only.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+/// The page.
+pub const INDEX_HTML: &str = include_str!("assets/index.html");
+/// Its script.
+pub const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+/// Its stylesheet.
+pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
+
+/// The Content-Security-Policy of the page: only its own script, styles and API.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`.
+pub async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /assets/dashboard.js`.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+/// `GET /assets/dashboard.css`.
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", DASHBOARD_CSS)
+}

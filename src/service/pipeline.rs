@@ -1,0 +1,345 @@
+//! One feed's pipeline in the service: takes the feed's events (in-process or from a worker) and
+//! turns them into shared state (statuses, books, trades, events), live candles stitched to REST
+//! history, store writes and metrics.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::backfill::{stored, Job, KlineFetcher};
+use super::state::{FeedKey, LogEvent, ServiceState};
+use super::writer::StoreWriter;
+use crate::backfill::plan::plan_chunks;
+use crate::book::OrderBook;
+use crate::candles::{missing_intervals, CandleAggregator, Interval};
+use crate::feed::health::{iso_time, unix_ms, HealthSnapshot};
+use crate::feed::{FeedEvent, FeedHandle};
+use crate::protocol::rest::Candle;
+use crate::protocol::Category;
+use crate::store::{Retention, StatusRecord, StoredCandle, StoredTrade};
+
+/// What the pipeline needs from a feed, whichever way it runs.
+pub trait EventSource: Send {
+    /// The next event (`None`: the feed ended).
+    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send;
+    /// Health.
+    fn health(&self) -> HealthSnapshot;
+    /// Worker pid (process isolation).
+    fn pid(&self) -> Option<u32>;
+    /// Worker restarts so far.
+    fn worker_restarts(&self) -> u64;
+    /// The current book of `symbol`.
+    fn book(&self, symbol: &str) -> Option<OrderBook>;
+}
+
+impl EventSource for FeedHandle {
+    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send {
+        self.next()
+    }
+    fn health(&self) -> HealthSnapshot {
+        FeedHandle::health(self)
+    }
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+    fn worker_restarts(&self) -> u64 {
+        0
+    }
+    fn book(&self, symbol: &str) -> Option<OrderBook> {
+        FeedHandle::book(self, symbol)
+    }
+}
+
+/// How often statuses are refreshed and trades flushed to the store.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// A REST candle fetched to stitch live candles to history.
+struct Stitch {
+    symbol: String,
+    open: Option<Candle>,
+    as_of: u64,
+}
+
+/// The pipeline of one feed (one category, its symbols).
+pub struct Pipeline<S: EventSource> {
+    /// The feed.
+    pub source: S,
+    /// Category.
+    pub category: Category,
+    /// Symbols.
+    pub symbols: Vec<String>,
+    /// Shared state.
+    pub state: ServiceState,
+    /// Store.
+    pub store: StoreWriter,
+    /// Kline fetcher for stitching and outage re-fetch.
+    pub fetcher: KlineFetcher,
+    /// Candle interval.
+    pub interval: String,
+    /// Trade retention.
+    pub retention: Retention,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn log_event(level: &str, event: &str, category: Category, symbol: Option<&str>, detail: String) -> LogEvent {
+    LogEvent {
+        timestamp: iso_time(unix_ms()).unwrap_or_default(),
+        level: level.into(),
+        event: event.into(),
+        category: Some(category),
+        symbol: symbol.map(str::to_string),
+        detail,
+    }
+}
+
+impl<S: EventSource> Pipeline<S> {
+    fn key(&self, symbol: &str) -> FeedKey {
+        FeedKey {
+            category: self.category,
+            symbol: symbol.to_string(),
+        }
+    }
+
+    /// Runs until the feed ends or `cancel` fires; returns the source for shutdown.
+    pub async fn run(mut self, cancel: CancellationToken) -> S {
+        let interval = Interval::parse(&self.interval).unwrap_or_else(|_| {
+            Interval::parse("1").unwrap_or_else(|e| unreachable!("1 is a valid interval: {e}"))
+        });
+        let mut aggs: HashMap<String, CandleAggregator> = HashMap::new();
+        for s in &self.symbols {
+            if let Ok(a) = CandleAggregator::new(s, &self.interval) {
+                aggs.insert(s.clone(), a);
+            }
+        }
+        let (stitch_tx, mut stitch_rx) = mpsc::channel::<Stitch>(64);
+        let mut pending: Vec<StoredTrade> = Vec::new();
+        let mut last_status: HashMap<String, String> = HashMap::new();
+        let mut tick = tokio::time::interval(TICK);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                stitch = stitch_rx.recv() => {
+                    if let Some(st) = stitch {
+                        self.on_stitch(&mut aggs, st);
+                    }
+                }
+                ev = self.source.next_event() => {
+                    let Some(ev) = ev else { break };
+                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &interval);
+                }
+                _ = tick.tick() => {
+                    ticks += 1;
+                    self.store.trades(std::mem::take(&mut pending));
+                    self.refresh_status(&mut last_status);
+                    let now = unix_ms();
+                    for agg in aggs.values_mut() {
+                        let closed = agg.close_due(now);
+                        self.publish_candles(&closed);
+                        if ticks % 4 == 0 {
+                            if let Some(open) = agg.current() {
+                                self.publish_candles(std::slice::from_ref(&open));
+                            }
+                        }
+                    }
+                    if ticks % 240 == 0 {
+                        self.store.prune(self.retention, now);
+                    }
+                }
+            }
+        }
+        self.store.trades(pending);
+        self.source
+    }
+
+    fn publish_candles(&self, candles: &[crate::candles::BuiltCandle]) {
+        if candles.is_empty() {
+            return;
+        }
+        self.store.candles(candles.iter().map(|c| StoredCandle::from_built(c, self.category)).collect());
+        let now = unix_ms();
+        for c in candles {
+            self.state.push_candle(self.category, c.to_kline_event(now));
+        }
+    }
+
+    fn on_stitch(&self, aggs: &mut HashMap<String, CandleAggregator>, st: Stitch) {
+        let Some(agg) = aggs.get_mut(&st.symbol) else { return };
+        let Some(open) = st.open else { return };
+        if open.volume.is_zero() {
+            // REST saw no trade in this interval yet: its flat candle (open = previous close) says
+            // nothing the live trades do not, and the first live trade is the true open.
+            tracing::debug!(event = "candle_stitch_not_needed", symbol = %st.symbol, start_ms = open.start_ms);
+            return;
+        }
+        match agg.reconcile_open(&open, st.as_of) {
+            Ok(r) => {
+                tracing::info!(event = "candle_stitched", symbol = %st.symbol, start_ms = r.candle.start_ms, kept_live = r.kept_live, dropped_covered = r.dropped_covered);
+                self.publish_candles(std::slice::from_ref(&r.candle));
+            }
+            // Only after an outage that began inside this interval: the trades it missed are refilled
+            // from REST by the feed, so the live candle stays exact without the stitch.
+            Err(e) => tracing::info!(event = "candle_stitch_skipped", symbol = %st.symbol, reason = %e),
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        ev: FeedEvent,
+        aggs: &mut HashMap<String, CandleAggregator>,
+        pending: &mut Vec<StoredTrade>,
+        stitch: &mpsc::Sender<Stitch>,
+        interval: &Interval,
+    ) {
+        let cat = self.category;
+        let metrics = self.state.metrics();
+        match ev {
+            FeedEvent::Trade(t) => {
+                metrics.record_message(cat.as_str(), "trade");
+                if let Some(r) = t.recv_ns {
+                    metrics.observe_latency_ns(now_ns().saturating_sub(r));
+                }
+                let key = self.key(&t.symbol);
+                self.state.push_trade(&key, &t);
+                if let Some(agg) = aggs.get_mut(&t.symbol) {
+                    let pushed = agg.push(&t);
+                    self.publish_candles(&pushed.closed);
+                }
+                pending.push(StoredTrade::from_event(&t, cat));
+                if pending.len() >= 1000 {
+                    self.store.trades(std::mem::take(pending));
+                }
+            }
+            FeedEvent::Book(b) => {
+                metrics.record_message(cat.as_str(), "book");
+                if let Some(r) = b.recv_ns {
+                    metrics.observe_latency_ns(now_ns().saturating_sub(r));
+                }
+                if let Some(book) = self.source.book(&b.symbol) {
+                    self.state.set_book(&self.key(&b.symbol), &book);
+                }
+            }
+            FeedEvent::Connected { connection, .. } => {
+                metrics.record_message(cat.as_str(), "lifecycle");
+                for s in self.symbols.clone() {
+                    self.state.push_event(log_event("INFO", "bybit_connector_connected", cat, Some(&s), format!("connection {connection}")));
+                    self.spawn_stitch(&s, interval.clone(), stitch.clone());
+                }
+            }
+            FeedEvent::Disconnected { reason } => {
+                metrics.record_message(cat.as_str(), "lifecycle");
+                for agg in aggs.values_mut() {
+                    agg.interrupted();
+                }
+                self.state.push_event(log_event("WARN", "connector_disconnected", cat, None, reason.to_string()));
+            }
+            other => {
+                metrics.record_message(cat.as_str(), "lifecycle");
+                let (level, name, symbol, detail) = match &other {
+                    FeedEvent::Stale { seconds_since_last_event, stale_threshold, symbol } => (
+                        "WARN",
+                        "bybit_connector_stale_connection_detected",
+                        Some(symbol.clone()),
+                        format!("{seconds_since_last_event:.1} s since the last event (threshold {stale_threshold} s)"),
+                    ),
+                    FeedEvent::Resync { symbol, depth, reason } => ("WARN", "bybit_connector_book_resync", Some(symbol.clone()), format!("orderbook.{depth}: {reason:?}")),
+                    FeedEvent::TradesRecovered { symbol, count, from_ms, to_ms } => ("INFO", "bybit_connector_trades_recovered", Some(symbol.clone()), format!("{count} trades from {from_ms} to {to_ms}")),
+                    FeedEvent::TradeGap { symbol, from_ms, to_ms } => ("ERROR", "bybit_connector_trade_gap_unrecoverable", Some(symbol.clone()), format!("trades between {from_ms} and {to_ms} could not be recovered")),
+                    FeedEvent::SubscriptionRefused { topic, ret_msg } => ("ERROR", "bybit_connector_subscription_refused", None, format!("{topic}: {ret_msg}")),
+                    FeedEvent::Malformed { error } => ("WARN", "bybit_connector_malformed_frame", None, error.clone()),
+                    FeedEvent::GaveUp { attempts } => ("ERROR", "bybit_connector_gave_up", None, format!("after {attempts} attempts")),
+                    _ => return,
+                };
+                self.state.push_event(log_event(level, name, cat, symbol.as_deref(), detail));
+            }
+        }
+    }
+
+    /// Fetches REST candles from the last confirmed stored candle to now: closed ones fill what the
+    /// outage (or the time before start) missed; the open one is stitched to the live candle.
+    fn spawn_stitch(&self, symbol: &str, interval: Interval, tx: mpsc::Sender<Stitch>) {
+        let store = self.store.clone();
+        let fetcher = self.fetcher.clone();
+        let state = self.state.clone();
+        let job = Job {
+            category: self.category,
+            symbol: symbol.to_string(),
+            interval: self.interval.clone(),
+            from_ms: 0,
+            to_ms: 0,
+            limit: 1000,
+        };
+        tokio::spawn(async move {
+            let (sym, cat, name) = (job.symbol.clone(), job.category, job.interval.clone());
+            let last = store
+                .read(move |s| s.latest_candle(&sym, cat, &name, true).ok().flatten().map(|c| c.start_ms))
+                .await
+                .ok()
+                .flatten();
+            let now = unix_ms();
+            // At most one day back: older history is the backfill's job.
+            let floor = interval.start_of(now.saturating_sub(86_400_000));
+            let from = match last {
+                Some(l) => missing_intervals(&interval, l, now).map_or(interval.start_of(now), |m| m.from_ms).max(floor),
+                None => interval.start_of(now),
+            };
+            let to = interval.start_of(now) + interval.ms();
+            let Ok(chunks) = plan_chunks(&job.symbol, job.category, &job.interval, from, to, job.limit) else { return };
+            let mut open = None;
+            let mut as_of = now;
+            for chunk in chunks {
+                match fetcher.fetch(&chunk).await {
+                    Ok((candles, t)) => {
+                        as_of = t;
+                        let rows = stored(&job, interval.ms(), &candles, t);
+                        let n_closed = rows.iter().filter(|c| c.confirmed).count();
+                        store.candles(rows.into_iter().filter(|c| c.confirmed).collect());
+                        if n_closed > 0 {
+                            tracing::info!(event = "candles_refetched", symbol = %job.symbol, category = %job.category, count = n_closed);
+                        }
+                        open = candles.into_iter().rfind(|c| c.start_ms + interval.ms() > t).or(open);
+                    }
+                    Err(e) => {
+                        tracing::warn!(event = "candles_refetch_failed", symbol = %job.symbol, error = %e);
+                        state.push_event(log_event("WARN", "candles_refetch_failed", job.category, Some(&job.symbol), e.to_string()));
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(Stitch { symbol: job.symbol, open, as_of }).await;
+        });
+    }
+
+    fn refresh_status(&self, last_status: &mut HashMap<String, String>) {
+        let h = self.source.health();
+        let pid = self.source.pid();
+        let restarts = self.source.worker_restarts();
+        for s in &self.symbols {
+            let key = self.key(s);
+            self.state.update_status(&key, |st| {
+                st.apply_health(&h, pid);
+                st.worker_restarts = restarts;
+                true
+            });
+            if last_status.get(s) != Some(&h.status) {
+                self.store.status(StatusRecord {
+                    ts_ms: unix_ms(),
+                    symbol: s.clone(),
+                    category: self.category,
+                    status: h.status.clone(),
+                    detail: format!("{:?}", h.state),
+                });
+                last_status.insert(s.clone(), h.status.clone());
+            }
+        }
+    }
+}

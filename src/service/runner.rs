@@ -1,0 +1,308 @@
+//! Starting and stopping the service: open the store (failing fast), check the symbols exist,
+//! serve HTTP, start a feed and pipeline per category, backfill, and on Ctrl-C / SIGTERM stop the
+//! feeds (and their workers) and flush the store.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::backfill::{run_job, Job, KlineFetcher};
+use super::pipeline::{EventSource, Pipeline};
+use super::state::{FeedKey, ServiceState};
+use super::writer::StoreWriter;
+use crate::backfill::plan::RetryPolicy;
+use crate::config::ServiceConfig;
+use crate::feed::health::unix_ms;
+use crate::feed::FeedConfig;
+use crate::protocol::rest::{self, InstrumentsResult};
+use crate::protocol::{Category, RestError};
+use crate::ratelimit::RateBudget;
+use crate::store::{Retention, Store};
+
+/// A feed the runner can start and stop.
+pub trait Source: EventSource + Sized + 'static {
+    /// Stops the feed (and its worker).
+    fn stop(self) -> impl Future<Output = ()> + Send;
+}
+
+impl Source for crate::feed::FeedHandle {
+    fn stop(self) -> impl Future<Output = ()> + Send {
+        self.shutdown()
+    }
+}
+
+/// Why the service could not start or ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A configuration value is wrong.
+    #[error(transparent)]
+    Config(#[from] crate::feed::ConfigError),
+    /// The data dir or database cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The exchange does not know a configured symbol.
+    #[error("unknown symbol {symbol} in category {category}: {message}")]
+    UnknownSymbol {
+        /// Symbol.
+        symbol: String,
+        /// Category.
+        category: Category,
+        /// What the exchange said.
+        message: String,
+    },
+    /// The HTTP address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A feed could not start.
+    #[error("cannot start the {category} feed: {message}")]
+    Feed {
+        /// Category.
+        category: Category,
+        /// Why.
+        message: String,
+    },
+    /// A backfill failed for good.
+    #[error(transparent)]
+    Backfill(#[from] crate::backfill::plan::FatalError),
+}
+
+/// Checks that every symbol exists (`instruments-info`). An unknown symbol is fatal; an unreachable
+/// exchange is not (the feeds retry, status shows `down`).
+pub async fn check_symbols(http: &reqwest::Client, rest_url: &str, category: Category, symbols: &[String]) -> Result<(), ServiceError> {
+    let url = format!("{}/v5/market/instruments-info", rest_url.trim_end_matches('/'));
+    for symbol in symbols {
+        let resp = http
+            .get(&url)
+            .query(&[("category", category.as_str()), ("symbol", symbol)])
+            .send()
+            .await;
+        let body = match resp {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            Ok(r) => {
+                tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, category = %category, status = r.status().as_u16());
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, category = %category, error = %e);
+                continue;
+            }
+        };
+        match rest::decode::<InstrumentsResult>(&body) {
+            Ok(r) if r.result.list.iter().any(|i| &i.symbol == symbol) => {}
+            Ok(_) => {
+                return Err(ServiceError::UnknownSymbol {
+                    symbol: symbol.clone(),
+                    category,
+                    message: "not listed by instruments-info".into(),
+                })
+            }
+            Err(RestError::Api { code: 10001, message }) => {
+                return Err(ServiceError::UnknownSymbol {
+                    symbol: symbol.clone(),
+                    category,
+                    message: format!("retCode 10001: {message}"),
+                })
+            }
+            Err(e) => tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, error = %e),
+        }
+    }
+    Ok(())
+}
+
+/// A started service.
+pub struct Running {
+    /// The HTTP address actually bound.
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub state: ServiceState,
+    cancel: CancellationToken,
+    done: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl Running {
+    /// Asks the service to stop.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Resolves when the service is stopping (asked to, or after a fatal error).
+    pub async fn ended(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// Waits for the service to end (after [`Running::stop`], or a fatal error).
+    pub async fn wait(self) -> Result<(), ServiceError> {
+        match self.done.await {
+            Ok(r) => r,
+            Err(e) => Err(ServiceError::Feed {
+                category: Category::Linear,
+                message: format!("service task failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// Starts the service; `spawn` starts one feed, `router` builds the HTTP routes (its event streams
+/// must end when the token is cancelled, or graceful shutdown would wait for them).
+pub async fn start<S: Source>(
+    cfg: ServiceConfig,
+    spawn: impl Fn(FeedConfig) -> Result<S, String>,
+    router: impl FnOnce(ServiceState, CancellationToken) -> axum::Router,
+) -> Result<Running, ServiceError> {
+    cfg.validate()?;
+    let store = Store::open(&cfg.store.data_dir)?;
+    let store_path = store.path().to_path_buf();
+    let listen = cfg.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServiceError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServiceError::Listen { addr: listen, source })?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| ServiceError::Feed { category: Category::Linear, message: e.to_string() })?;
+    let categories = cfg.categories();
+    for c in &categories {
+        check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols).await?;
+    }
+    let keys: Vec<FeedKey> = categories
+        .iter()
+        .flat_map(|c| cfg.feed.symbols.iter().map(|s| FeedKey { category: *c, symbol: s.clone() }))
+        .collect();
+    let state = ServiceState::with_store(&keys, cfg.http.token.clone(), Some(store_path));
+    let (writer, writer_thread) = StoreWriter::start(store);
+    let cancel = CancellationToken::new();
+
+    let app = router(state.clone(), cancel.clone());
+    let http_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_cancel.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(event = "http_server_failed", error = %e);
+        }
+    });
+    tracing::info!(event = "http_listening", addr = %addr, url = %format!("http://{addr}/"));
+
+    let budget = RateBudget::new(
+        cfg.backfill.requests_per_window,
+        Duration::from_secs_f64(cfg.backfill.window_s),
+    );
+    let policy = RetryPolicy {
+        ban_wait_ms: (cfg.backfill.ban_s * 1000.0) as u64,
+        ..RetryPolicy::default()
+    };
+    let fetcher = KlineFetcher {
+        http: http.clone(),
+        rest_url: cfg.feed.rest_url.clone(),
+        budget,
+        policy,
+    };
+    let retention = Retention::hours(cfg.store.trade_retention_hours.ceil() as u64);
+
+    let mut pipelines = Vec::new();
+    for feed_cfg in cfg.feeds() {
+        let category = feed_cfg.feed.category;
+        let source = spawn(feed_cfg).map_err(|message| ServiceError::Feed { category, message })?;
+        let pipeline = Pipeline {
+            source,
+            category,
+            symbols: cfg.feed.symbols.clone(),
+            state: state.clone(),
+            store: writer.clone(),
+            fetcher: fetcher.clone(),
+            interval: cfg.backfill.interval.clone(),
+            retention,
+        };
+        pipelines.push(tokio::spawn(pipeline.run(cancel.clone())));
+    }
+
+    let mut backfills = tokio::task::JoinSet::new();
+    if cfg.backfill.enabled {
+        let permits = Arc::new(Semaphore::new(cfg.backfill.concurrency));
+        let now = unix_ms();
+        let from = now.saturating_sub((cfg.backfill.days * 86_400_000.0) as u64);
+        for key in &keys {
+            let job = Job {
+                category: key.category,
+                symbol: key.symbol.clone(),
+                interval: cfg.backfill.interval.clone(),
+                from_ms: from,
+                to_ms: now,
+                limit: cfg.backfill.chunk_limit,
+            };
+            backfills.spawn(run_job(job, fetcher.clone(), permits.clone(), writer.clone(), state.clone()));
+        }
+    } else {
+        for key in &keys {
+            state.update_status(key, |s| {
+                s.backfill.state = "disabled".into();
+                true
+            });
+        }
+    }
+
+    let run_cancel = cancel.clone();
+    let done = tokio::spawn(async move {
+        let mut fatal = None;
+        loop {
+            tokio::select! {
+                _ = run_cancel.cancelled() => break,
+                r = backfills.join_next(), if !backfills.is_empty() => {
+                    if let Some(Ok(Err(e))) = r {
+                        if matches!(e, crate::backfill::plan::FatalError::UnknownSymbol { .. }) {
+                            fatal = Some(ServiceError::Backfill(e));
+                            run_cancel.cancel();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        backfills.abort_all();
+        for p in pipelines {
+            if let Ok(source) = p.await {
+                source.stop().await;
+            }
+        }
+        let _ = server.await;
+        drop(writer);
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        tracing::info!(event = "service_stopped");
+        fatal.map_or(Ok(()), Err)
+    });
+    Ok(Running { addr, state, cancel, done })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

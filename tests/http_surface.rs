@@ -1,0 +1,335 @@
+//! Tests of the HTTP surface with `tower::ServiceExt::oneshot`: the bearer-token guard of
+//! state-changing routes, Prometheus `/metrics`, the embedded dashboard, and escaping of
+//! exchange-sourced text (JSON only, never markup; the dashboard uses textContent).
+
+use std::str::FromStr;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use http_body_util::BodyExt;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use hft_connector::book::OrderBook;
+use hft_connector::http::{self, dashboard};
+use hft_connector::normalized::TradeEvent;
+use hft_connector::protocol::ws::BookKind;
+use hft_connector::protocol::{Category, Level, Side};
+use hft_connector::service::state::LogEvent;
+use hft_connector::service::{FeedKey, ServiceState};
+
+fn key(category: Category, symbol: &str) -> FeedKey {
+    FeedKey {
+        category,
+        symbol: symbol.to_string(),
+    }
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal")
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    send(app, Request::get(uri).body(Body::empty()).expect("request")).await
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}
+
+async fn get_json(app: &Router, uri: &str) -> (StatusCode, Value) {
+    let (status, headers, body) = get(app, uri).await;
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "application/json",
+        "{uri} answers JSON"
+    );
+    (status, serde_json::from_str(&body).expect("json body"))
+}
+
+fn trade(symbol: &str, id: u64, ts_ms: u64) -> TradeEvent {
+    TradeEvent {
+        symbol: symbol.to_string(),
+        id: format!("t{id}"),
+        price: d("115440.70"),
+        qty: d("0.020"),
+        side: if id % 2 == 0 { Side::Buy } else { Side::Sell },
+        ts_ms,
+        seq: Some(id * 10),
+        block: false,
+        category: Some("linear".into()),
+        recv_ns: None,
+        recovered: false,
+    }
+}
+
+/// BTCUSDT (linear, connected, with a book and trades), ETHUSDT (linear, connecting), BTCUSDT
+/// spot (no book).
+fn sample_state(token: Option<&str>, store: Option<std::path::PathBuf>) -> ServiceState {
+    let btc = key(Category::Linear, "BTCUSDT");
+    let keys = [
+        btc.clone(),
+        key(Category::Linear, "ETHUSDT"),
+        key(Category::Spot, "BTCUSDT"),
+    ];
+    let state = ServiceState::with_store(&keys, token.map(str::to_string), store);
+    for k in &keys {
+        state.update_status(k, |s| {
+            s.status = "connected".into();
+            s.process_alive = true;
+            s.seconds_since_last_event = Some(0.2);
+            true
+        });
+    }
+    let mut book = OrderBook::new("BTCUSDT", 50);
+    let bids = [
+        Level::new(d("115440.7"), d("0.020")),
+        Level::new(d("115440.5"), d("1.500")),
+        Level::new(d("115439.0"), d("3")),
+    ];
+    let asks = [
+        Level::new(d("115440.8"), d("0.100")),
+        Level::new(d("115441.0"), d("2.25")),
+    ];
+    book.apply_levels(
+        BookKind::Snapshot,
+        77,
+        Some(990),
+        1_700_000_000_000,
+        &bids,
+        &asks,
+    );
+    state.set_book(&btc, &book);
+    for i in 0..10 {
+        state.push_trade(&btc, &trade("BTCUSDT", i, 1_000 + i * 100));
+    }
+    state
+}
+
+async fn action(app: &Router, auth: Option<&str>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::post("/api/feeds/BTCUSDT/reconnect");
+    if let Some(a) = auth {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    send(app, req.body(Body::empty()).expect("request")).await
+}
+
+fn with_action(state: ServiceState) -> Router {
+    let actions = Router::new().route("/api/feeds/{symbol}/reconnect", post(|| async { "done" }));
+    http::router_with(state, CancellationToken::new(), actions)
+}
+
+#[tokio::test]
+async fn state_changing_routes_require_the_configured_token() {
+    // No token configured: refused outright.
+    let app = with_action(sample_state(None, None));
+    let (status, _, body) = action(&app, Some("Bearer anything")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("no token is configured"), "{body}");
+
+    let app = with_action(sample_state(Some("s3cret"), None));
+    let (status, headers, _) = action(&app, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("Bearer"));
+    for wrong in [
+        "Bearer s3cre",
+        "Bearer s3cret2",
+        "Basic s3cret",
+        "s3cret",
+        "Bearer",
+    ] {
+        let (status, _, _) = action(&app, Some(wrong)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+    }
+    for right in ["Bearer s3cret", "bearer s3cret"] {
+        let (status, _, body) = action(&app, Some(right)).await;
+        assert_eq!(status, StatusCode::OK, "{right:?}");
+        assert_eq!(body, "done");
+    }
+    // Read-only routes need no token.
+    let (status, _, _) = get(&app, "/api/status").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_every_family() {
+    let state = sample_state(None, None);
+    let odd = key(Category::Linear, "A\"B\\C\nD");
+    let state2 = ServiceState::new(std::slice::from_ref(&odd), None);
+    state2.metrics().record_message("linear", "trade");
+    state2.update_status(&odd, |s| {
+        s.reconnects = 3;
+        true
+    });
+    state.metrics().record_message("linear", "trade");
+    state.metrics().record_message("linear", "trade");
+    state.metrics().record_message("linear", "book");
+    state.metrics().observe_latency_ns(30_000);
+    state.metrics().observe_latency_ns(2_000_000);
+    let (status, headers, text) = get(&http::router(state), "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    for family in [
+        "feed_status",
+        "feed_up",
+        "feed_reconnects_total",
+        "feed_stale_detections_total",
+        "feed_worker_restarts_total",
+        "feed_errors_total",
+        "messages_total",
+        "feed_queue_size",
+        "feed_seconds_since_last_event",
+        "backfill_chunks_done",
+        "backfill_chunks_planned",
+        "delivery_latency_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP hft_connector_{family} ")),
+            "HELP {family}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE hft_connector_{family} ")),
+            "TYPE {family}"
+        );
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("hft_connector_"), "{line}");
+        let value = line.rsplit(' ').next().expect("value");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(text.contains(
+        r#"hft_connector_feed_status{category="linear",symbol="BTCUSDT",status="connected"} 1"#
+    ));
+    assert!(text.contains(
+        r#"hft_connector_feed_status{category="linear",symbol="BTCUSDT",status="down"} 0"#
+    ));
+    assert!(text.contains(r#"hft_connector_messages_total{category="linear",type="trade"} 2"#));
+    assert!(text.contains(r#"hft_connector_delivery_latency_seconds_bucket{le="0.00005"} 1"#));
+    assert!(text.contains(r#"hft_connector_delivery_latency_seconds_bucket{le="0.0025"} 2"#));
+    assert!(text.contains(r#"hft_connector_delivery_latency_seconds_bucket{le="+Inf"} 2"#));
+    assert!(text.contains("hft_connector_delivery_latency_seconds_count 2"));
+
+    let (_, _, odd_text) = get(&http::router(state2), "/metrics").await;
+    assert!(
+        odd_text.contains(
+            r#"hft_connector_feed_reconnects_total{category="linear",symbol="A\"B\\C\nD"} 3"#
+        ),
+        "label values escaped:\n{odd_text}"
+    );
+}
+
+#[tokio::test]
+async fn dashboard_is_embedded_and_renders_data_as_text_only() {
+    let app = http::router(sample_state(None, None));
+    let (status, headers, html) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/html"));
+    let csp = headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(html.contains("/assets/dashboard.js") && html.contains("/assets/dashboard.css"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no CDN"
+    );
+    let (status, headers, js) = get(&app, "/assets/dashboard.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/javascript"));
+    assert_eq!(js, dashboard::DASHBOARD_JS);
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!js.contains(sink), "the dashboard must not use {sink}");
+    }
+    assert!(js.contains("textContent"));
+    for needle in [
+        "Connected",
+        "Disconnected",
+        "Down",
+        "Connecting",
+        "/api/events",
+        "/api/status",
+        "/api/candles/",
+        "/api/book/",
+    ] {
+        assert!(js.contains(needle), "dashboard.js handles {needle}");
+    }
+    let (status, _, _) = get(&app, "/assets/dashboard.css").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn exchange_text_is_json_escaped_never_markup() {
+    let evil = "<SCRIPT>ALERT(1)</SCRIPT>";
+    let k = key(Category::Linear, evil);
+    let state = ServiceState::new(std::slice::from_ref(&k), None);
+    state.push_event(LogEvent {
+        timestamp: "2025-01-01T00:00:00Z".into(),
+        level: "WARN".into(),
+        event: "bybit_connector_malformed_frame".into(),
+        category: Some(Category::Linear),
+        symbol: Some(evil.into()),
+        detail: "<img src=x onerror=alert(1)>\"quoted\"".into(),
+    });
+    let app = http::router(state);
+    let (_, headers, raw) = get(&app, "/api/status").await;
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let v: Value = serde_json::from_str(&raw).expect("json");
+    assert_eq!(
+        v["feeds"][0]["symbol"], evil,
+        "round-trips as a JSON string"
+    );
+    let (_, v) = get_json(&app, "/api/events/recent").await;
+    assert_eq!(
+        v["events"][0]["detail"],
+        "<img src=x onerror=alert(1)>\"quoted\""
+    );
+    // The path is percent-decoded, resolved, and echoed only inside JSON strings.
+    let (status, v) = get_json(
+        &app,
+        "/api/book/%3Cscript%3Ealert(1)%3C%2Fscript%3E?category=linear",
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the feed exists but has no book: {v}"
+    );
+    let (status, v) = get_json(&app, "/api/book/%3Cb%3E?category=linear").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(v["error"].as_str().expect("error").contains("<B>"));
+}
