@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The full test suite: everything the tests need is installed and started here.
-# Usage: scripts/test.sh        (from the repository root)
+# The full test suite. Everything the tests need is installed and started here:
+#   pybit (PyPI) for the third-party client check, Debian's prometheus (promtool) for the alert
+#   rules and metrics checks, Debian's chromium for the dashboard browser test.
+# Usage: scripts/test.sh   (from anywhere; run as root or with sudo rights for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo test (unit, integration, property, doc tests)"
+echo "== cargo test (unit, integration, property and doc tests; benches and examples build)"
 cargo test --all-targets --locked
 cargo test --doc --locked
 
-if [ -x scripts/compat.sh ]; then
-  echo "== third-party client compatibility (pybit against the simulator)"
-  scripts/compat.sh
-fi
+echo "== third-party client compatibility (pybit against the simulator)"
+scripts/compat.sh
+
+echo "== Prometheus alert rules and live /metrics (promtool)"
+scripts/check-alerts.sh
+
+echo "== dashboard in headless Chromium against the real service and simulator"
+scripts/browser-test.sh
