@@ -11,6 +11,9 @@
 //! - [`feed`]: the self-healing live feed (connection state machine, heartbeat, stale detection,
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`logging`]: JSON log lines with stable event names.
+//! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
+//!   supervisor with exit tracking, stderr capture, hang detection and restarts).
+//! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed.
 //! - [`service`]: the `run` service and its shared state (statuses, books, trades, events).
 //! - [`http`]: the HTTP API (status, book, trades, candles, SSE events), Prometheus `/metrics`, the
 //!   token guard and the embedded dashboard.
@@ -40,4 +43,6 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod service;
 pub mod sim;
+pub mod source;
 pub mod store;
+pub mod worker;

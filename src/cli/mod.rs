@@ -4,3 +4,4 @@ pub mod decode;
 pub mod demo;
 pub mod run;
 pub mod simulate;
+pub mod worker;

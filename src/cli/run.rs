@@ -55,7 +55,10 @@ pub struct RunArgs {
 }
 
 /// The HTTP routes the service serves: status API, metrics, event stream and dashboard.
-pub fn routes(state: crate::service::ServiceState, shutdown: tokio_util::sync::CancellationToken) -> axum::Router {
+pub fn routes(
+    state: crate::service::ServiceState,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> axum::Router {
     crate::http::router_with(state, shutdown, axum::Router::new())
 }
 
@@ -92,11 +95,19 @@ pub fn main(args: RunArgs) -> ExitCode {
 pub async fn start_service(
     cfg: crate::config::ServiceConfig,
 ) -> Result<crate::service::runner::Running, crate::service::runner::ServiceError> {
-    crate::service::runner::start(cfg, |f| crate::feed::Feed::spawn(f).map_err(|e| e.to_string()), routes).await
+    let isolation = cfg.service.isolation;
+    crate::service::runner::start(
+        cfg,
+        move |f| crate::source::FeedSource::spawn(f, isolation).map_err(|e| e.to_string()),
+        routes,
+    )
+    .await
 }
 
 /// Starts the service with the configured isolation and runs it until a signal.
-pub async fn serve(cfg: crate::config::ServiceConfig) -> Result<(), crate::service::runner::ServiceError> {
+pub async fn serve(
+    cfg: crate::config::ServiceConfig,
+) -> Result<(), crate::service::runner::ServiceError> {
     use crate::service::runner::shutdown_signal;
     tracing::info!(
         event = "service_starting",

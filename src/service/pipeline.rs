@@ -53,6 +53,24 @@ impl EventSource for FeedHandle {
     }
 }
 
+impl EventSource for crate::source::FeedSource {
+    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send {
+        self.next()
+    }
+    fn health(&self) -> HealthSnapshot {
+        crate::source::FeedSource::health(self)
+    }
+    fn pid(&self) -> Option<u32> {
+        crate::source::FeedSource::pid(self)
+    }
+    fn worker_restarts(&self) -> u64 {
+        crate::source::FeedSource::worker_restarts(self)
+    }
+    fn book(&self, symbol: &str) -> Option<OrderBook> {
+        crate::source::FeedSource::book(self, symbol)
+    }
+}
+
 /// How often statuses are refreshed and trades flushed to the store.
 pub const TICK: Duration = Duration::from_millis(250);
 
@@ -90,7 +108,13 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn log_event(level: &str, event: &str, category: Category, symbol: Option<&str>, detail: String) -> LogEvent {
+fn log_event(
+    level: &str,
+    event: &str,
+    category: Category,
+    symbol: Option<&str>,
+    detail: String,
+) -> LogEvent {
     LogEvent {
         timestamp: iso_time(unix_ms()).unwrap_or_default(),
         level: level.into(),
@@ -165,7 +189,12 @@ impl<S: EventSource> Pipeline<S> {
         if candles.is_empty() {
             return;
         }
-        self.store.candles(candles.iter().map(|c| StoredCandle::from_built(c, self.category)).collect());
+        self.store.candles(
+            candles
+                .iter()
+                .map(|c| StoredCandle::from_built(c, self.category))
+                .collect(),
+        );
         let now = unix_ms();
         for c in candles {
             self.state.push_candle(self.category, c.to_kline_event(now));
@@ -173,7 +202,9 @@ impl<S: EventSource> Pipeline<S> {
     }
 
     fn on_stitch(&self, aggs: &mut HashMap<String, CandleAggregator>, st: Stitch) {
-        let Some(agg) = aggs.get_mut(&st.symbol) else { return };
+        let Some(agg) = aggs.get_mut(&st.symbol) else {
+            return;
+        };
         let Some(open) = st.open else { return };
         if open.volume.is_zero() {
             // REST saw no trade in this interval yet: its flat candle (open = previous close) says
@@ -188,7 +219,9 @@ impl<S: EventSource> Pipeline<S> {
             }
             // Only after an outage that began inside this interval: the trades it missed are refilled
             // from REST by the feed, so the live candle stays exact without the stitch.
-            Err(e) => tracing::info!(event = "candle_stitch_skipped", symbol = %st.symbol, reason = %e),
+            Err(e) => {
+                tracing::info!(event = "candle_stitch_skipped", symbol = %st.symbol, reason = %e)
+            }
         }
     }
 
@@ -231,7 +264,13 @@ impl<S: EventSource> Pipeline<S> {
             FeedEvent::Connected { connection, .. } => {
                 metrics.record_message(cat.as_str(), "lifecycle");
                 for s in self.symbols.clone() {
-                    self.state.push_event(log_event("INFO", "bybit_connector_connected", cat, Some(&s), format!("connection {connection}")));
+                    self.state.push_event(log_event(
+                        "INFO",
+                        "bybit_connector_connected",
+                        cat,
+                        Some(&s),
+                        format!("connection {connection}"),
+                    ));
                     self.spawn_stitch(&s, interval.clone(), stitch.clone());
                 }
             }
@@ -240,7 +279,13 @@ impl<S: EventSource> Pipeline<S> {
                 for agg in aggs.values_mut() {
                     agg.interrupted();
                 }
-                self.state.push_event(log_event("WARN", "connector_disconnected", cat, None, reason.to_string()));
+                self.state.push_event(log_event(
+                    "WARN",
+                    "connector_disconnected",
+                    cat,
+                    None,
+                    reason.to_string(),
+                ));
             }
             other => {
                 metrics.record_message(cat.as_str(), "lifecycle");
@@ -259,7 +304,8 @@ impl<S: EventSource> Pipeline<S> {
                     FeedEvent::GaveUp { attempts } => ("ERROR", "bybit_connector_gave_up", None, format!("after {attempts} attempts")),
                     _ => return,
                 };
-                self.state.push_event(log_event(level, name, cat, symbol.as_deref(), detail));
+                self.state
+                    .push_event(log_event(level, name, cat, symbol.as_deref(), detail));
             }
         }
     }
@@ -281,7 +327,12 @@ impl<S: EventSource> Pipeline<S> {
         tokio::spawn(async move {
             let (sym, cat, name) = (job.symbol.clone(), job.category, job.interval.clone());
             let last = store
-                .read(move |s| s.latest_candle(&sym, cat, &name, true).ok().flatten().map(|c| c.start_ms))
+                .read(move |s| {
+                    s.latest_candle(&sym, cat, &name, true)
+                        .ok()
+                        .flatten()
+                        .map(|c| c.start_ms)
+                })
                 .await
                 .ok()
                 .flatten();
@@ -289,11 +340,22 @@ impl<S: EventSource> Pipeline<S> {
             // At most one day back: older history is the backfill's job.
             let floor = interval.start_of(now.saturating_sub(86_400_000));
             let from = match last {
-                Some(l) => missing_intervals(&interval, l, now).map_or(interval.start_of(now), |m| m.from_ms).max(floor),
+                Some(l) => missing_intervals(&interval, l, now)
+                    .map_or(interval.start_of(now), |m| m.from_ms)
+                    .max(floor),
                 None => interval.start_of(now),
             };
             let to = interval.start_of(now) + interval.ms();
-            let Ok(chunks) = plan_chunks(&job.symbol, job.category, &job.interval, from, to, job.limit) else { return };
+            let Ok(chunks) = plan_chunks(
+                &job.symbol,
+                job.category,
+                &job.interval,
+                from,
+                to,
+                job.limit,
+            ) else {
+                return;
+            };
             let mut open = None;
             let mut as_of = now;
             for chunk in chunks {
@@ -306,16 +368,31 @@ impl<S: EventSource> Pipeline<S> {
                         if n_closed > 0 {
                             tracing::info!(event = "candles_refetched", symbol = %job.symbol, category = %job.category, count = n_closed);
                         }
-                        open = candles.into_iter().rfind(|c| c.start_ms + interval.ms() > t).or(open);
+                        open = candles
+                            .into_iter()
+                            .rfind(|c| c.start_ms + interval.ms() > t)
+                            .or(open);
                     }
                     Err(e) => {
                         tracing::warn!(event = "candles_refetch_failed", symbol = %job.symbol, error = %e);
-                        state.push_event(log_event("WARN", "candles_refetch_failed", job.category, Some(&job.symbol), e.to_string()));
+                        state.push_event(log_event(
+                            "WARN",
+                            "candles_refetch_failed",
+                            job.category,
+                            Some(&job.symbol),
+                            e.to_string(),
+                        ));
                         return;
                     }
                 }
             }
-            let _ = tx.send(Stitch { symbol: job.symbol, open, as_of }).await;
+            let _ = tx
+                .send(Stitch {
+                    symbol: job.symbol,
+                    open,
+                    as_of,
+                })
+                .await;
         });
     }
 

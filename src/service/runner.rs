@@ -35,6 +35,12 @@ impl Source for crate::feed::FeedHandle {
     }
 }
 
+impl Source for crate::source::FeedSource {
+    fn stop(self) -> impl Future<Output = ()> + Send {
+        self.shutdown()
+    }
+}
+
 /// Why the service could not start or ended with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -77,8 +83,16 @@ pub enum ServiceError {
 
 /// Checks that every symbol exists (`instruments-info`). An unknown symbol is fatal; an unreachable
 /// exchange is not (the feeds retry, status shows `down`).
-pub async fn check_symbols(http: &reqwest::Client, rest_url: &str, category: Category, symbols: &[String]) -> Result<(), ServiceError> {
-    let url = format!("{}/v5/market/instruments-info", rest_url.trim_end_matches('/'));
+pub async fn check_symbols(
+    http: &reqwest::Client,
+    rest_url: &str,
+    category: Category,
+    symbols: &[String],
+) -> Result<(), ServiceError> {
+    let url = format!(
+        "{}/v5/market/instruments-info",
+        rest_url.trim_end_matches('/')
+    );
     for symbol in symbols {
         let resp = http
             .get(&url)
@@ -105,7 +119,10 @@ pub async fn check_symbols(http: &reqwest::Client, rest_url: &str, category: Cat
                     message: "not listed by instruments-info".into(),
                 })
             }
-            Err(RestError::Api { code: 10001, message }) => {
+            Err(RestError::Api {
+                code: 10001,
+                message,
+            }) => {
                 return Err(ServiceError::UnknownSymbol {
                     symbol: symbol.clone(),
                     category,
@@ -164,19 +181,35 @@ pub async fn start<S: Source>(
     let listen = cfg.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| ServiceError::Listen { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServiceError::Listen { addr: listen, source })?;
+        .map_err(|source| ServiceError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServiceError::Listen {
+            addr: listen,
+            source,
+        })?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| ServiceError::Feed { category: Category::Linear, message: e.to_string() })?;
+        .map_err(|e| ServiceError::Feed {
+            category: Category::Linear,
+            message: e.to_string(),
+        })?;
     let categories = cfg.categories();
     for c in &categories {
         check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols).await?;
     }
     let keys: Vec<FeedKey> = categories
         .iter()
-        .flat_map(|c| cfg.feed.symbols.iter().map(|s| FeedKey { category: *c, symbol: s.clone() }))
+        .flat_map(|c| {
+            cfg.feed.symbols.iter().map(|s| FeedKey {
+                category: *c,
+                symbol: s.clone(),
+            })
+        })
         .collect();
     let state = ServiceState::with_store(&keys, cfg.http.token.clone(), Some(store_path));
     let (writer, writer_thread) = StoreWriter::start(store);
@@ -241,7 +274,13 @@ pub async fn start<S: Source>(
                 to_ms: now,
                 limit: cfg.backfill.chunk_limit,
             };
-            backfills.spawn(run_job(job, fetcher.clone(), permits.clone(), writer.clone(), state.clone()));
+            backfills.spawn(run_job(
+                job,
+                fetcher.clone(),
+                permits.clone(),
+                writer.clone(),
+                state.clone(),
+            ));
         }
     } else {
         for key in &keys {
@@ -281,7 +320,12 @@ pub async fn start<S: Source>(
         tracing::info!(event = "service_stopped");
         fatal.map_or(Ok(()), Err)
     });
-    Ok(Running { addr, state, cancel, done })
+    Ok(Running {
+        addr,
+        state,
+        cancel,
+        done,
+    })
 }
 
 /// Waits for Ctrl-C or SIGTERM.

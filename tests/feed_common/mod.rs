@@ -1,6 +1,10 @@
 //! A live feed wired to a simulator, with every event recorded with its arrival time, and the
 //! checks the fault tests share: zero lost and zero duplicated trades against the simulator's
 //! journal, and a final book equal to the simulator's true book.
+//!
+//! The same cases run in both isolation modes: [`Rig::start`] runs the feed in-process, except in
+//! test targets named `worker_*` (which include `feed_faults.rs`'s cases), where it runs in a
+//! supervised worker process; [`Rig::start_with`] picks the mode explicitly.
 
 #![allow(dead_code)]
 
@@ -8,10 +12,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hft_connector::feed::{Feed, FeedConfig, FeedEvent, FeedShared};
+use hft_connector::cli::run::Isolation;
+use hft_connector::feed::{FeedConfig, FeedEvent, HealthSnapshot};
 use hft_connector::normalized::{Event, TradeEvent};
 use hft_connector::protocol::Category;
 use hft_connector::sim::{SimConfig, SimHandle, Simulator};
+use hft_connector::source::{FeedSource, SourceMonitor};
+use hft_connector::worker::WorkerOptions;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -21,9 +28,37 @@ pub const DEPTH: u16 = 50;
 /// Stale threshold used by the fault tests (s); every other timer scales with it.
 pub const STALE_S: f64 = 1.0;
 
+/// The isolation [`Rig::start`] uses: process mode in `worker_*` test targets.
+pub fn default_isolation() -> Isolation {
+    if env!("CARGO_CRATE_NAME").starts_with("worker_") {
+        Isolation::Process
+    } else {
+        Isolation::InProcess
+    }
+}
+
+/// Worker options for tests: the crate's binary as the worker executable.
+pub fn worker_options() -> WorkerOptions {
+    WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+}
+
+/// Read access to the feed's state in either mode (`rig.shared.health.snapshot()`).
+pub struct RigShared {
+    pub health: RigHealth,
+}
+
+pub struct RigHealth(pub SourceMonitor);
+
+impl RigHealth {
+    pub fn snapshot(&self) -> HealthSnapshot {
+        self.0.health()
+    }
+}
+
 pub struct Rig {
     pub sim: SimHandle,
-    pub shared: Arc<FeedShared>,
+    pub shared: RigShared,
+    pub isolation: Isolation,
     pub events: Arc<Mutex<Vec<(Instant, FeedEvent)>>>,
     pub category: Category,
     stop: Option<oneshot::Sender<()>>,
@@ -53,16 +88,30 @@ pub fn feed_config(sim: &SimHandle, category: Category) -> FeedConfig {
 
 impl Rig {
     pub async fn start(category: Category) -> Rig {
+        Rig::start_with(category, default_isolation()).await
+    }
+
+    pub async fn start_with(category: Category, isolation: Isolation) -> Rig {
         let sim = Simulator::start(sim_config(category))
             .await
             .expect("simulator starts");
         let cfg = feed_config(&sim, category);
-        Rig::with(sim, cfg, category).await
+        Rig::with_isolation(sim, cfg, category, isolation, worker_options()).await
     }
 
     pub async fn with(sim: SimHandle, cfg: FeedConfig, category: Category) -> Rig {
-        let mut feed = Feed::spawn(cfg).expect("valid config");
-        let shared = feed.shared();
+        Rig::with_isolation(sim, cfg, category, default_isolation(), worker_options()).await
+    }
+
+    pub async fn with_isolation(
+        sim: SimHandle,
+        cfg: FeedConfig,
+        category: Category,
+        isolation: Isolation,
+        opts: WorkerOptions,
+    ) -> Rig {
+        let mut feed = FeedSource::spawn_with(cfg, isolation, opts).expect("valid config");
+        let monitor = feed.monitor();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let (stop, mut stopped) = oneshot::channel();
@@ -80,7 +129,10 @@ impl Rig {
         });
         Rig {
             sim,
-            shared,
+            shared: RigShared {
+                health: RigHealth(monitor),
+            },
+            isolation,
             events,
             category,
             stop: Some(stop),
@@ -246,14 +298,18 @@ impl Rig {
             .sim
             .book(self.category, SYMBOL, DEPTH)
             .expect("true book");
-        let books = self.shared.books.read().unwrap();
-        let book = books.get(SYMBOL).expect("feed has a book");
+        let book = self.shared.health.0.book(SYMBOL).expect("feed has a book");
         assert!(book.is_synced(), "book is synced");
         assert_eq!(book.last_u(), Some(truth.u), "same update id");
         let ours: Vec<_> = book.bids().iter().map(|l| (l.price, l.qty)).collect();
         assert_eq!(ours, truth.bids, "bids");
         let ours: Vec<_> = book.asks().iter().map(|l| (l.price, l.qty)).collect();
         assert_eq!(ours, truth.asks, "asks");
+    }
+
+    /// The feed's state (pid, restarts, books, health) in either mode.
+    pub fn monitor(&self) -> &SourceMonitor {
+        &self.shared.health.0
     }
 
     pub async fn stop(mut self) {

@@ -1,0 +1,168 @@
+//! [`FeedSource`]: one API over the live feed whichever way it runs, in-process
+//! ([`crate::feed::FeedHandle`]) or in a supervised worker process
+//! ([`crate::worker::WorkerFeed`]). The service is written against this type only.
+
+use std::sync::Arc;
+
+use crate::book::OrderBook;
+use crate::cli::run::Isolation;
+use crate::feed::{
+    ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
+};
+use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
+
+/// A running live feed, in-process or in a worker process.
+#[derive(Debug)]
+pub enum FeedSource {
+    /// The feed runs on this process's runtime.
+    InProcess(FeedHandle),
+    /// The feed runs in a supervised `hft-connector worker` child process.
+    Process(WorkerFeed),
+}
+
+impl FeedSource {
+    /// Starts `cfg` with the given isolation (process mode runs the current executable's `worker`
+    /// subcommand with default [`WorkerOptions`]).
+    pub fn spawn(cfg: FeedConfig, isolation: Isolation) -> Result<Self, ConfigError> {
+        Self::spawn_with(cfg, isolation, WorkerOptions::default())
+    }
+
+    /// Like [`FeedSource::spawn`] with explicit worker options (ignored in-process).
+    pub fn spawn_with(
+        cfg: FeedConfig,
+        isolation: Isolation,
+        opts: WorkerOptions,
+    ) -> Result<Self, ConfigError> {
+        Ok(match isolation {
+            Isolation::InProcess => FeedSource::InProcess(Feed::spawn(cfg)?),
+            Isolation::Process => FeedSource::Process(WorkerFeed::spawn(cfg, opts)?),
+        })
+    }
+
+    /// How this source runs.
+    pub fn isolation(&self) -> Isolation {
+        match self {
+            FeedSource::InProcess(_) => Isolation::InProcess,
+            FeedSource::Process(_) => Isolation::Process,
+        }
+    }
+
+    /// The next event; `None` once the feed stopped and everything was read.
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        match self {
+            FeedSource::InProcess(f) => f.next().await,
+            FeedSource::Process(f) => f.next().await,
+        }
+    }
+
+    /// Health snapshot; in process mode `process_alive` is the worker process being alive.
+    pub fn health(&self) -> HealthSnapshot {
+        match self {
+            FeedSource::InProcess(f) => f.health(),
+            FeedSource::Process(f) => f.health(),
+        }
+    }
+
+    /// The worker's pid in process mode (`None` in-process, or between workers).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            FeedSource::InProcess(_) => None,
+            FeedSource::Process(f) => f.pid(),
+        }
+    }
+
+    /// Workers started to replace failed ones (always 0 in-process).
+    pub fn worker_restarts(&self) -> u64 {
+        match self {
+            FeedSource::InProcess(_) => 0,
+            FeedSource::Process(f) => f.worker_restarts(),
+        }
+    }
+
+    /// Whether the feed is live.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            FeedSource::InProcess(f) => f.is_connected(),
+            FeedSource::Process(f) => f.is_connected(),
+        }
+    }
+
+    /// A copy of `symbol`'s exact book (check [`OrderBook::is_synced`]).
+    pub fn book(&self, symbol: &str) -> Option<OrderBook> {
+        match self {
+            FeedSource::InProcess(f) => f.book(symbol),
+            FeedSource::Process(f) => f.book(symbol),
+        }
+    }
+
+    /// A cloneable, thread-safe view of health, books and pid that outlives borrows of `self`
+    /// (for status APIs while another task consumes events).
+    pub fn monitor(&self) -> SourceMonitor {
+        match self {
+            FeedSource::InProcess(f) => SourceMonitor::InProcess(f.shared()),
+            FeedSource::Process(f) => SourceMonitor::Process(f.shared()),
+        }
+    }
+
+    /// Stops the feed (in process mode: the worker gets SIGTERM, SIGKILL after a grace period).
+    pub async fn shutdown(self) {
+        match self {
+            FeedSource::InProcess(f) => f.shutdown().await,
+            FeedSource::Process(f) => f.shutdown().await,
+        }
+    }
+}
+
+/// Read access to a [`FeedSource`]'s state from anywhere.
+#[derive(Debug, Clone)]
+pub enum SourceMonitor {
+    /// In-process feed state.
+    InProcess(Arc<FeedShared>),
+    /// Supervisor state.
+    Process(Arc<WorkerShared>),
+}
+
+impl SourceMonitor {
+    /// Health snapshot (see [`FeedSource::health`]).
+    pub fn health(&self) -> HealthSnapshot {
+        match self {
+            SourceMonitor::InProcess(s) => s.health.snapshot(),
+            SourceMonitor::Process(s) => s.snapshot(),
+        }
+    }
+
+    /// Whether the feed is live.
+    pub fn is_connected(&self) -> bool {
+        match self {
+            SourceMonitor::InProcess(s) => s.health.state() == crate::feed::ConnState::Live,
+            SourceMonitor::Process(s) => s.is_connected(),
+        }
+    }
+
+    /// A copy of `symbol`'s book.
+    pub fn book(&self, symbol: &str) -> Option<OrderBook> {
+        match self {
+            SourceMonitor::InProcess(s) => {
+                let books = s.books.read().unwrap_or_else(|p| p.into_inner());
+                books.get(symbol).cloned()
+            }
+            SourceMonitor::Process(s) => s.book(symbol),
+        }
+    }
+
+    /// The worker's pid (process mode).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            SourceMonitor::InProcess(_) => None,
+            SourceMonitor::Process(s) => s.pid(),
+        }
+    }
+
+    /// Worker restarts (process mode).
+    pub fn worker_restarts(&self) -> u64 {
+        match self {
+            SourceMonitor::InProcess(_) => 0,
+            SourceMonitor::Process(s) => s.restarts(),
+        }
+    }
+}

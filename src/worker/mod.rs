@@ -1,0 +1,27 @@
+//! Worker-process isolation: the live feed runs in a supervised child process
+//! (`hft-connector worker`) so a crash, hang or leak in the network path never takes the service
+//! down.
+//!
+//! # Layout
+//! - [`framing`]: length-prefixed MessagePack frames (events, health reports) on the worker's stdout.
+//! - [`child`]: the worker process: runs the feed, forwards frames, logs to stderr, exits with its
+//!   supervisor.
+//! - [`supervisor`]: [`WorkerFeed`]: spawns, watches (exit, stderr, silence), stops and restarts
+//!   workers; rebuilds the books and keeps the trade tape continuous across workers.
+//! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
+//! - [`stderr`]: worker stderr lines into structured logs.
+//! - [`state`]: what the supervisor shares with readers (books, pid, health).
+//! - [`signals`]: process-group signals and exit descriptions.
+
+pub mod child;
+pub mod framing;
+pub mod options;
+pub mod signals;
+pub mod state;
+pub mod stderr;
+pub mod supervisor;
+
+pub use child::WorkerConfig;
+pub use options::WorkerOptions;
+pub use state::WorkerShared;
+pub use supervisor::WorkerFeed;
