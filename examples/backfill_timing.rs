@@ -41,10 +41,22 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = ServiceConfig::load(&run_args, Vec::new())?;
     cfg.backfill.concurrency = concurrency;
     let t0 = Instant::now();
-    let running = start(cfg.clone(), |f| Feed::spawn(f).map_err(|e| e.to_string()), routes).await?;
-    let key = FeedKey { category: Category::Linear, symbol: "BTCUSDT".into() };
+    let running = start(
+        cfg.clone(),
+        |f| Feed::spawn(f).map_err(|e| e.to_string()),
+        routes,
+    )
+    .await?;
+    let key = FeedKey {
+        category: Category::Linear,
+        symbol: "BTCUSDT".into(),
+    };
     let (done, total) = loop {
-        let b = running.state.status(&key).map(|s| s.backfill).unwrap_or_default();
+        let b = running
+            .state
+            .status(&key)
+            .map(|s| s.backfill)
+            .unwrap_or_default();
         if b.state == "done" || b.state == "failed" {
             break (b.done, b.total);
         }

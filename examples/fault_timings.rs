@@ -11,8 +11,20 @@ use tokio::time::Instant;
 
 fn detected(kind: FaultKind, ev: &FeedEvent) -> bool {
     match kind {
-        FaultKind::Gap => matches!(ev, FeedEvent::Resync { reason: ResyncReason::Gap, .. }),
-        FaultKind::Restart => matches!(ev, FeedEvent::Resync { reason: ResyncReason::Restart, .. }),
+        FaultKind::Gap => matches!(
+            ev,
+            FeedEvent::Resync {
+                reason: ResyncReason::Gap,
+                ..
+            }
+        ),
+        FaultKind::Restart => matches!(
+            ev,
+            FeedEvent::Resync {
+                reason: ResyncReason::Restart,
+                ..
+            }
+        ),
         FaultKind::Malformed => matches!(ev, FeedEvent::Malformed { .. }),
         FaultKind::RejectSubscribe => matches!(ev, FeedEvent::SubscriptionRefused { .. }),
         _ => matches!(ev, FeedEvent::Disconnected { .. }),
@@ -25,21 +37,55 @@ async fn main() -> anyhow::Result<()> {
     let stale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1.0);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let cases: Vec<(&str, Vec<FaultRequest>, FaultKind)> = vec![
-        ("close", vec![FaultRequest::new(FaultKind::Close)], FaultKind::Close),
-        ("reset", vec![FaultRequest::new(FaultKind::Reset)], FaultKind::Reset),
-        ("stall", vec![FaultRequest::new(FaultKind::Stall).seconds(stale * 4.0)], FaultKind::Stall),
-        ("silence", vec![FaultRequest::new(FaultKind::Silence).seconds(stale * 4.0)], FaultKind::Silence),
-        ("gap", vec![FaultRequest::new(FaultKind::Gap)], FaultKind::Gap),
-        ("restart", vec![FaultRequest::new(FaultKind::Restart)], FaultKind::Restart),
-        ("malformed", vec![FaultRequest::new(FaultKind::Malformed).count(1)], FaultKind::Malformed),
+        (
+            "close",
+            vec![FaultRequest::new(FaultKind::Close)],
+            FaultKind::Close,
+        ),
+        (
+            "reset",
+            vec![FaultRequest::new(FaultKind::Reset)],
+            FaultKind::Reset,
+        ),
+        (
+            "stall",
+            vec![FaultRequest::new(FaultKind::Stall).seconds(stale * 4.0)],
+            FaultKind::Stall,
+        ),
+        (
+            "silence",
+            vec![FaultRequest::new(FaultKind::Silence).seconds(stale * 4.0)],
+            FaultKind::Silence,
+        ),
+        (
+            "gap",
+            vec![FaultRequest::new(FaultKind::Gap)],
+            FaultKind::Gap,
+        ),
+        (
+            "restart",
+            vec![FaultRequest::new(FaultKind::Restart)],
+            FaultKind::Restart,
+        ),
+        (
+            "malformed",
+            vec![FaultRequest::new(FaultKind::Malformed).count(1)],
+            FaultKind::Malformed,
+        ),
         (
             "reject_subscribe",
-            vec![FaultRequest::new(FaultKind::RejectSubscribe).seconds(stale), FaultRequest::new(FaultKind::Close)],
+            vec![
+                FaultRequest::new(FaultKind::RejectSubscribe).seconds(stale),
+                FaultRequest::new(FaultKind::Close),
+            ],
             FaultKind::RejectSubscribe,
         ),
         (
             "refuse",
-            vec![FaultRequest::new(FaultKind::Refuse).seconds(stale), FaultRequest::new(FaultKind::Close)],
+            vec![
+                FaultRequest::new(FaultKind::Refuse).seconds(stale),
+                FaultRequest::new(FaultKind::Close),
+            ],
             FaultKind::Refuse,
         ),
     ];
@@ -57,8 +103,13 @@ async fn main() -> anyhow::Result<()> {
                 ..SimConfig::for_tests(1)
             })
             .await?;
-            let mut cfg = FeedConfig::new(&format!("ws://{}/v5/public", sim.addr()), &sim.rest_url(), Category::Linear, &["BTCUSDT"])
-                .with_fast_timers(stale);
+            let mut cfg = FeedConfig::new(
+                &format!("ws://{}/v5/public", sim.addr()),
+                &sim.rest_url(),
+                Category::Linear,
+                &["BTCUSDT"],
+            )
+            .with_fast_timers(stale);
             cfg.feed.depth = 50;
             let mut feed = Feed::spawn(cfg)?;
             // Wait for data, then inject.
@@ -68,7 +119,9 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
-            while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), feed.next()).await {}
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(1), feed.next()).await
+            {}
             let t0 = Instant::now();
             for f in &faults {
                 sim.inject(f.clone());
@@ -82,7 +135,9 @@ async fn main() -> anyhow::Result<()> {
                     continue;
                 }
                 // Flowing again: live market data after detection (for malformed/gap, the next one).
-                if t_det.is_some() && matches!(&ev, FeedEvent::Trade(t) if !t.recovered) || t_det.is_some() && matches!(ev, FeedEvent::Book(_)) {
+                if t_det.is_some() && matches!(&ev, FeedEvent::Trade(t) if !t.recovered)
+                    || t_det.is_some() && matches!(ev, FeedEvent::Book(_))
+                {
                     rec.push(now - t0);
                     break;
                 }
@@ -95,7 +150,9 @@ async fn main() -> anyhow::Result<()> {
         }
         let median = |v: &mut Vec<Duration>| {
             v.sort();
-            v.get(v.len() / 2).map_or("n/a".to_string(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+            v.get(v.len() / 2).map_or("n/a".to_string(), |d| {
+                format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+            })
         };
         println!("| {name} | {} | {} |", median(&mut det), median(&mut rec));
     }

@@ -3,8 +3,8 @@
 //! `cargo run --example live_btcusdt -- [WS_URL REST_URL]` (defaults: Bybit mainnet). Offline:
 //! start `hft-connector simulate` and pass `ws://127.0.0.1:9100/v5/public http://127.0.0.1:9100`.
 
-use hft_connector::feed::{Feed, FeedConfig, FeedEvent};
 use hft_connector::feed::config::{MAINNET_REST, MAINNET_WS};
+use hft_connector::feed::{Feed, FeedConfig, FeedEvent};
 use hft_connector::protocol::Category;
 
 #[tokio::main]

@@ -131,9 +131,20 @@ pub struct ServiceConfig {
 }
 
 const SECTIONS: [&str; 8] = [
-    "feed", "health", "heartbeat", "reconnect", "backfill", "store", "http", "service",
+    "feed",
+    "health",
+    "heartbeat",
+    "reconnect",
+    "backfill",
+    "store",
+    "http",
+    "service",
 ];
 const LIST_KEYS: [&str; 2] = ["symbols", "categories"];
+/// Keys whose values are text even when they look like numbers (`interval = "1"`).
+const TEXT_KEYS: [&str; 8] = [
+    "interval", "ws_url", "rest_url", "category", "listen", "token", "data_dir", "isolation",
+];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
 
@@ -153,9 +164,14 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
                 .collect(),
         );
     }
+    if TEXT_KEYS.contains(&key) {
+        return toml::Value::String(raw.to_string());
+    }
     // Numbers and booleans as TOML; anything else as a string.
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -175,10 +191,7 @@ impl ServiceConfig {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
-            let Some(section) = SECTIONS
-                .iter()
-                .find(|s| rest.starts_with(&format!("{s}_")))
-            else {
+            let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
                 continue;
             };
             let key = &rest[section.len() + 1..];
@@ -203,7 +216,8 @@ impl ServiceConfig {
             self.feed.symbols = s.iter().map(|s| s.trim().to_string()).collect();
         }
         if let Some(cats) = &a.category {
-            let parsed: Result<Vec<Category>, String> = cats.iter().map(|c| c.trim().parse()).collect();
+            let parsed: Result<Vec<Category>, String> =
+                cats.iter().map(|c| c.trim().parse()).collect();
             self.service.categories = parsed.map_err(|e| bad("--category", e))?;
             if let Some(first) = self.service.categories.first() {
                 self.feed.category = *first;
@@ -266,10 +280,15 @@ impl ServiceConfig {
 
     /// The HTTP listen address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.http
-            .listen
-            .parse()
-            .map_err(|e| bad("http.listen", format!("{:?} is not an address like 127.0.0.1:8080: {e}", self.http.listen)))
+        self.http.listen.parse().map_err(|e| {
+            bad(
+                "http.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080: {e}",
+                    self.http.listen
+                ),
+            )
+        })
     }
 
     /// Checks every field; the error names the first bad one.
@@ -282,7 +301,10 @@ impl ServiceConfig {
             return Err(bad("backfill.interval", format!("{:?} is not a Bybit kline interval (1, 3, 5, 15, 30, 60, 120, 240, 360, 720, D, W)", b.interval)));
         }
         if !(b.days.is_finite() && (0.0..=3650.0).contains(&b.days)) {
-            return Err(bad("backfill.days", format!("{} is not between 0 and 3650", b.days)));
+            return Err(bad(
+                "backfill.days",
+                format!("{} is not between 0 and 3650", b.days),
+            ));
         }
         if b.concurrency == 0 || b.concurrency > 64 {
             return Err(bad("backfill.concurrency", "must be between 1 and 64"));
@@ -291,16 +313,29 @@ impl ServiceConfig {
             return Err(bad("backfill.requests_per_window", "must be at least 1"));
         }
         if !(b.window_s.is_finite() && b.window_s > 0.0) {
-            return Err(bad("backfill.window_s", "must be a positive number of seconds"));
+            return Err(bad(
+                "backfill.window_s",
+                "must be a positive number of seconds",
+            ));
         }
         if !(b.ban_s.is_finite() && b.ban_s >= 0.0) {
-            return Err(bad("backfill.ban_s", "must be a non-negative number of seconds"));
+            return Err(bad(
+                "backfill.ban_s",
+                "must be a non-negative number of seconds",
+            ));
         }
         if b.chunk_limit == 0 || b.chunk_limit > 1000 {
-            return Err(bad("backfill.chunk_limit", "must be between 1 and 1000 (Bybit's limit)"));
+            return Err(bad(
+                "backfill.chunk_limit",
+                "must be between 1 and 1000 (Bybit's limit)",
+            ));
         }
-        if !(self.store.trade_retention_hours.is_finite() && self.store.trade_retention_hours > 0.0) {
-            return Err(bad("store.trade_retention_hours", "must be a positive number of hours"));
+        if !(self.store.trade_retention_hours.is_finite() && self.store.trade_retention_hours > 0.0)
+        {
+            return Err(bad(
+                "store.trade_retention_hours",
+                "must be a positive number of hours",
+            ));
         }
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(bad("store.data_dir", "must not be empty"));
@@ -336,7 +371,10 @@ mod tests {
         assert_eq!(c.store.data_dir, PathBuf::from("./data"));
         assert_eq!(c.http.listen, "127.0.0.1:8080");
         assert_eq!(c.service.isolation, Isolation::Process);
-        assert_eq!(c.feeds()[0].ws_endpoint(), "wss://stream.bybit.com/v5/public/linear");
+        assert_eq!(
+            c.feeds()[0].ws_endpoint(),
+            "wss://stream.bybit.com/v5/public/linear"
+        );
         assert!(c.backfill.enabled);
         assert_eq!(c.backfill.days, 90.0);
     }
@@ -354,10 +392,23 @@ mod tests {
         let mut a = args();
         a.config = Some(path);
         let env = vec![
-            ("HFT_CONNECTOR_FEED_SYMBOLS".to_string(), "SOLUSDT, XRPUSDT".to_string()),
+            (
+                "HFT_CONNECTOR_FEED_SYMBOLS".to_string(),
+                "SOLUSDT, XRPUSDT".to_string(),
+            ),
             ("HFT_CONNECTOR_HEALTH_GRACE_S".to_string(), "3".to_string()),
-            ("HFT_CONNECTOR_SERVICE_ISOLATION".to_string(), "in-process".to_string()),
-            ("HFT_CONNECTOR_WORKER_SOMETHING".to_string(), "ignored".to_string()),
+            (
+                "HFT_CONNECTOR_SERVICE_ISOLATION".to_string(),
+                "in-process".to_string(),
+            ),
+            (
+                "HFT_CONNECTOR_BACKFILL_INTERVAL".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "HFT_CONNECTOR_WORKER_SOMETHING".to_string(),
+                "ignored".to_string(),
+            ),
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let c = ServiceConfig::load(&a, env.clone()).unwrap();
@@ -367,6 +418,7 @@ mod tests {
         assert_eq!(c.health.grace_s, 3.0);
         assert_eq!(c.service.isolation, Isolation::InProcess);
         assert_eq!(c.backfill.days, 7.0);
+        assert_eq!(c.backfill.interval, "5", "numeric-looking text stays text");
         a.symbols = Some(vec!["BTCUSDT".into()]);
         a.category = Some(vec!["spot".into(), "linear".into()]);
         a.listen = Some("127.0.0.1:0".into());
@@ -383,23 +435,42 @@ mod tests {
     #[test]
     fn bad_values_name_the_field() {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-            (vec![("HFT_CONNECTOR_FEED_SYMBOLS", "btcusdt")], "feed.symbols"),
+            (
+                vec![("HFT_CONNECTOR_FEED_SYMBOLS", "btcusdt")],
+                "feed.symbols",
+            ),
             (vec![("HFT_CONNECTOR_FEED_DEPTH", "500")], "feed.depth"),
-            (vec![("HFT_CONNECTOR_BACKFILL_INTERVAL", "7")], "backfill.interval"),
-            (vec![("HFT_CONNECTOR_BACKFILL_CONCURRENCY", "0")], "backfill.concurrency"),
-            (vec![("HFT_CONNECTOR_HTTP_LISTEN", "localhost")], "http.listen"),
+            (
+                vec![("HFT_CONNECTOR_BACKFILL_INTERVAL", "7")],
+                "backfill.interval",
+            ),
+            (
+                vec![("HFT_CONNECTOR_BACKFILL_CONCURRENCY", "0")],
+                "backfill.concurrency",
+            ),
+            (
+                vec![("HFT_CONNECTOR_HTTP_LISTEN", "localhost")],
+                "http.listen",
+            ),
             (vec![("HFT_CONNECTOR_HTTP_TOKEN", "short")], "http.token"),
-            (vec![("HFT_CONNECTOR_HEALTH_STALE_AFTER_S", "0")], "health.stale_after_s"),
+            (
+                vec![("HFT_CONNECTOR_HEALTH_STALE_AFTER_S", "0")],
+                "health.stale_after_s",
+            ),
             (vec![("HFT_CONNECTOR_FEED_NOPE", "1")], "config"),
         ];
         for (env, field) in cases {
-            let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+            let env: Vec<(String, String)> =
+                env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
             let e = ServiceConfig::load(&args(), env.clone()).expect_err(field);
             assert_eq!(e.field, field, "{env:?}: {e}");
         }
         let mut a = args();
         a.category = Some(vec!["futures".into()]);
-        assert_eq!(ServiceConfig::load(&a, Vec::new()).unwrap_err().field, "--category");
+        assert_eq!(
+            ServiceConfig::load(&a, Vec::new()).unwrap_err().field,
+            "--category"
+        );
         a = args();
         a.config = Some(PathBuf::from("/nonexistent/hft.toml"));
         let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();

@@ -57,7 +57,10 @@ async fn run(cfg: ServiceConfig) -> Result<Running, ServiceError> {
 }
 
 fn key() -> FeedKey {
-    FeedKey { category: Category::Linear, symbol: "BTCUSDT".into() }
+    FeedKey {
+        category: Category::Linear,
+        symbol: "BTCUSDT".into(),
+    }
 }
 
 async fn until_backfilled(r: &Running, timeout: Duration) -> (u64, u64) {
@@ -68,7 +71,11 @@ async fn until_backfilled(r: &Running, timeout: Duration) -> (u64, u64) {
             return (s.backfill.done, s.backfill.total);
         }
         assert!(s.backfill.state != "failed", "{s:?}");
-        assert!(tokio::time::Instant::now() < deadline, "backfill not done: {:?}", s.backfill);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backfill not done: {:?}",
+            s.backfill
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -79,7 +86,11 @@ async fn stop(r: Running) {
 }
 
 /// REST's candles for [from, to), ascending.
-async fn rest_candles(sim: &SimHandle, from: u64, to: u64) -> Vec<hft_connector::protocol::rest::Candle> {
+async fn rest_candles(
+    sim: &SimHandle,
+    from: u64,
+    to: u64,
+) -> Vec<hft_connector::protocol::rest::Candle> {
     let mut out = Vec::new();
     let mut start = from;
     while start < to {
@@ -103,7 +114,10 @@ async fn rest_candles(sim: &SimHandle, from: u64, to: u64) -> Vec<hft_connector:
 }
 
 fn stored(data: &Path, from: u64, to: u64) -> Vec<StoredCandle> {
-    Store::open(data).unwrap().candles_range("BTCUSDT", Category::Linear, "1", from, to).unwrap()
+    Store::open(data)
+        .unwrap()
+        .candles_range("BTCUSDT", Category::Linear, "1", from, to)
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +131,10 @@ async fn backfill_survives_rest_faults_and_matches_rest_exactly() {
     sim.inject(FaultRequest::new(FaultKind::RestError).count(1).status(403));
     let (done, total) = until_backfilled(&r, Duration::from_secs(30)).await;
     assert_eq!(done, total);
-    assert!((7..=9).contains(&total), "12 hours of minutes in chunks of 100: {total}");
+    assert!(
+        (7..=9).contains(&total),
+        "12 hours of minutes in chunks of 100: {total}"
+    );
     stop(r).await;
 
     // Every closed minute of the range equals REST's candle exactly.
@@ -135,7 +152,10 @@ async fn backfill_survives_rest_faults_and_matches_rest_exactly() {
         assert!(a.confirmed);
     }
     let store = Store::open(&data).unwrap();
-    assert!(store.chunks_done().unwrap().len() as u64 >= total - 1, "closed chunks are recorded for resume");
+    assert!(
+        store.chunks_done().unwrap().len() as u64 >= total - 1,
+        "closed chunks are recorded for resume"
+    );
     sim.shutdown().await;
 }
 
@@ -173,7 +193,10 @@ async fn restart_mid_backfill_resumes_without_refetching() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    assert!(first.done >= recorded, "progress resumes at the stored chunks: {first:?}");
+    assert!(
+        first.done >= recorded,
+        "progress resumes at the stored chunks: {first:?}"
+    );
     let (done, total2) = until_backfilled(&r, Duration::from_secs(30)).await;
     assert_eq!((done, total2), (total2, total2));
     stop(r).await;
@@ -188,7 +211,11 @@ async fn restart_mid_backfill_resumes_without_refetching() {
     let from = (now - 86_400_000) / 60_000 * 60_000 + 120_000;
     let to = now / 60_000 * 60_000 - 60_000;
     let candles = stored(&data, from, to);
-    assert_eq!(candles.len() as u64, (to - from) / 60_000, "no hole after the restart");
+    assert_eq!(
+        candles.len() as u64,
+        (to - from) / 60_000,
+        "no hole after the restart"
+    );
     sim.shutdown().await;
 }
 
@@ -225,12 +252,21 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
         "every minute since the stored history was re-fetched"
     );
     assert!(closed.len() >= 30);
-    let open = ours.iter().find(|c| c.start_ms == open_start).expect("the open candle is stored");
+    let open = ours
+        .iter()
+        .find(|c| c.start_ms == open_start)
+        .expect("the open candle is stored");
     let rest_open = theirs.iter().find(|c| c.start_ms == open_start).unwrap();
     assert_eq!(open.source, CandleSource::Live);
     assert_eq!(
         (open.open, open.high, open.low, open.close, open.volume),
-        (rest_open.open, rest_open.high, rest_open.low, rest_open.close, rest_open.volume),
+        (
+            rest_open.open,
+            rest_open.high,
+            rest_open.low,
+            rest_open.close,
+            rest_open.volume
+        ),
         "REST before the join point plus live trades after it make exactly REST's candle"
     );
     sim.shutdown().await;
@@ -247,7 +283,10 @@ async fn unknown_symbol_and_unwritable_data_dir_fail_fast() {
 
     let file = tmp("file");
     std::fs::write(&file, b"not a dir").unwrap();
-    let e = run(config(&sim, &file.join("data"), 0.0)).await.err().expect("unusable data dir");
+    let e = run(config(&sim, &file.join("data"), 0.0))
+        .await
+        .err()
+        .expect("unusable data dir");
     assert!(e.to_string().contains(&file.display().to_string()), "{e}");
     sim.shutdown().await;
 }
@@ -273,7 +312,9 @@ async fn network_outage_means_retries_and_status_down() {
     let mut cfg = ServiceConfig::load(&args, Vec::new()).unwrap();
     cfg.reconnect.initial_delay_s = 0.05;
     cfg.reconnect.max_delay_s = 0.2;
-    let r = run(cfg).await.expect("an unreachable exchange does not stop the service");
+    let r = run(cfg)
+        .await
+        .expect("an unreachable exchange does not stop the service");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let s = r.state.status(&key()).unwrap();

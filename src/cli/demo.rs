@@ -39,7 +39,11 @@ pub struct Step {
 
 /// The tour, in order (it repeats).
 pub fn tour() -> Vec<Step> {
-    let lin = |k: FaultKind| FaultRequest::new(k).category(Category::Linear).symbol("BTCUSDT");
+    let lin = |k: FaultKind| {
+        FaultRequest::new(k)
+            .category(Category::Linear)
+            .symbol("BTCUSDT")
+    };
     vec![
         Step { faults: vec![lin(FaultKind::Silence).seconds(12.0)], watch: "linear BTCUSDT goes quiet while pongs still come: 'seconds since last event' climbs, the stale detector fires at 5 s (Disconnected), the feed reconnects and trades missed meanwhile are refilled from REST" },
         Step { faults: vec![FaultRequest::new(FaultKind::Close).category(Category::Spot)], watch: "spot connections get a close frame: Disconnected, then Connected within a second, reconnects +1, missed trades recovered" },
@@ -56,14 +60,24 @@ pub fn tour() -> Vec<Step> {
 /// Runs the demo until Ctrl-C.
 pub fn main(args: DemoArgs) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
-        eprintln!("hft-connector demo: cannot create {}: {e}", args.data_dir.display());
+        eprintln!(
+            "hft-connector demo: cannot create {}: {e}",
+            args.data_dir.display()
+        );
         return ExitCode::FAILURE;
     }
     let log_path = args.data_dir.join("demo.log");
-    let log = match std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+    {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("hft-connector demo: cannot write {}: {e}", log_path.display());
+            eprintln!(
+                "hft-connector demo: cannot write {}: {e}",
+                log_path.display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -123,7 +137,11 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
     let url = format!("http://{}/", running.addr);
     println!("hft-connector demo");
     println!("  dashboard:  {url}");
-    println!("  simulator:  ws://{}/v5/public/{{linear,spot}}  (faults: POST http://{}/sim/fault)", sim.addr(), sim.addr());
+    println!(
+        "  simulator:  ws://{}/v5/public/{{linear,spot}}  (faults: POST http://{}/sim/fault)",
+        sim.addr(),
+        sim.addr()
+    );
     println!("  logs:       {} (JSON lines)", log_path.display());
     println!("  status API: {url}api/status   metrics: {url}metrics");
     println!("Watch the backfill bars fill (X/Y chunks), then a fault every {:.0} s. Ctrl-C stops everything.", args.fault_every);

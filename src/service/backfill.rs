@@ -13,7 +13,8 @@ use tokio::sync::Semaphore;
 use super::state::{BackfillStatus, FeedKey, LogEvent, ServiceState};
 use super::writer::StoreWriter;
 use crate::backfill::plan::{
-    plan_chunks, remaining, BackfillProgress, Chunk, Decision, FatalError, FetchOutcome, RetryPolicy,
+    plan_chunks, remaining, BackfillProgress, Chunk, Decision, FatalError, FetchOutcome,
+    RetryPolicy,
 };
 use crate::feed::health::{iso_time, unix_ms};
 use crate::protocol::rest::{self, Candle, KlineResult};
@@ -35,7 +36,10 @@ pub struct KlineFetcher {
 }
 
 impl KlineFetcher {
-    async fn once(&self, query: &[(&'static str, String)]) -> (FetchOutcome, Option<(Vec<Candle>, u64)>) {
+    async fn once(
+        &self,
+        query: &[(&'static str, String)],
+    ) -> (FetchOutcome, Option<(Vec<Candle>, u64)>) {
         self.budget.acquire().await;
         let url = format!("{}/v5/market/kline", self.rest_url.trim_end_matches('/'));
         let resp = match self.http.get(&url).query(query).send().await {
@@ -112,7 +116,15 @@ pub struct Job {
 pub fn stored(job: &Job, interval_ms: u64, candles: &[Candle], as_of: u64) -> Vec<StoredCandle> {
     candles
         .iter()
-        .map(|c| StoredCandle::from_rest(&job.symbol, job.category, &job.interval, c, c.start_ms + interval_ms <= as_of))
+        .map(|c| {
+            StoredCandle::from_rest(
+                &job.symbol,
+                job.category,
+                &job.interval,
+                c,
+                c.start_ms + interval_ms <= as_of,
+            )
+        })
         .collect()
 }
 
@@ -153,7 +165,14 @@ pub async fn run_job(
         symbol: job.symbol.clone(),
     };
     let interval_ms = crate::protocol::topic::interval_ms(&job.interval).unwrap_or(60_000);
-    let chunks = match plan_chunks(&job.symbol, job.category, &job.interval, job.from_ms, job.to_ms, job.limit) {
+    let chunks = match plan_chunks(
+        &job.symbol,
+        job.category,
+        &job.interval,
+        job.from_ms,
+        job.to_ms,
+        job.limit,
+    ) {
         Ok(c) => c,
         Err(e) => {
             let mut p = BackfillProgress::new(&job.symbol, job.category, &job.interval, 0, 0);
@@ -168,11 +187,21 @@ pub async fn run_job(
         .unwrap_or_default();
     let todo: Vec<Chunk> = remaining(&chunks, &done).into_iter().cloned().collect();
     let total = chunks.len() as u64;
-    let mut progress = BackfillProgress::new(&job.symbol, job.category, &job.interval, total, total - todo.len() as u64);
+    let mut progress = BackfillProgress::new(
+        &job.symbol,
+        job.category,
+        &job.interval,
+        total,
+        total - todo.len() as u64,
+    );
     progress.start();
     publish(&state, &key, &progress);
     tracing::info!(event = "backfill_progress", symbol = %job.symbol, category = %job.category, done = progress.done, total, resumed = progress.done > 0);
-    let bar = progress_bar(total, progress.done, &format!("{} {}", job.category, job.symbol));
+    let bar = progress_bar(
+        total,
+        progress.done,
+        &format!("{} {}", job.category, job.symbol),
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in todo {
         let fetcher = fetcher.clone();
@@ -184,7 +213,9 @@ pub async fn run_job(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let Ok((chunk, result)) = joined else { continue };
+        let Ok((chunk, result)) = joined else {
+            continue;
+        };
         match result {
             Ok((candles, as_of)) => {
                 let rows = stored(&job, interval_ms, &candles, as_of);

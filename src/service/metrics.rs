@@ -35,7 +35,8 @@ impl Metrics {
     /// Counts one delivered message of `kind` (`trade`, `book`, `lifecycle`...) for `category`.
     pub fn record_message(&self, category: &str, kind: &str) {
         let mut m = self.messages.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((category.to_string(), kind.to_string())).or_default() += 1;
+        *m.entry((category.to_string(), kind.to_string()))
+            .or_default() += 1;
     }
 
     /// Records the time from a frame's local receipt to its delivery to consumers.
@@ -50,7 +51,10 @@ impl Metrics {
 
     /// Messages by (category, kind).
     pub fn messages(&self) -> BTreeMap<(String, String), u64> {
-        self.messages.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The latency histogram with cumulative buckets (Prometheus style).
@@ -90,6 +94,9 @@ mod tests {
         assert!((h.sum - 5.00304).abs() < 1e-9);
         m.record_message("linear", "trade");
         m.record_message("linear", "trade");
-        assert_eq!(m.messages()[&("linear".to_string(), "trade".to_string())], 2);
+        assert_eq!(
+            m.messages()[&("linear".to_string(), "trade".to_string())],
+            2
+        );
     }
 }

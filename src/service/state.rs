@@ -223,7 +223,11 @@ impl ServiceState {
 
     /// As [`ServiceState::new`], with the SQLite store file readers may open (read-only) for
     /// candles and older trades.
-    pub fn with_store(keys: &[FeedKey], token: Option<String>, store_path: Option<PathBuf>) -> Self {
+    pub fn with_store(
+        keys: &[FeedKey],
+        token: Option<String>,
+        store_path: Option<PathBuf>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let feeds = keys
             .iter()
@@ -274,7 +278,10 @@ impl ServiceState {
 
     /// Every feed's status, ordered by category then symbol.
     pub fn statuses(&self) -> Vec<FeedStatus> {
-        self.read().values().filter_map(|e| e.status.clone()).collect()
+        self.read()
+            .values()
+            .filter_map(|e| e.status.clone())
+            .collect()
     }
 
     /// The feeds configured.

@@ -11,7 +11,11 @@ use crate::store::{Retention, StatusRecord, Store, StoreError, StoredCandle, Sto
 
 enum Cmd {
     Candles(Vec<StoredCandle>),
-    Chunk(String, Vec<StoredCandle>, oneshot::Sender<Result<(), StoreError>>),
+    Chunk(
+        String,
+        Vec<StoredCandle>,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
     Trades(Vec<StoredTrade>),
     Status(StatusRecord),
     Prune(Retention, u64),

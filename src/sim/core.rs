@@ -148,7 +148,7 @@ impl Core {
         self.insts
             .iter()
             .filter(|s| category.is_none_or_eq(s.inst.category))
-            .filter(|s| symbol.map_or(true, |sym| sym == s.inst.symbol))
+            .filter(|s| symbol.is_none_or(|sym| sym == s.inst.symbol))
             .map(|s| s.inst.id)
             .collect()
     }
@@ -447,6 +447,6 @@ trait OptEq<T> {
 
 impl<T: PartialEq> OptEq<T> for Option<T> {
     fn is_none_or_eq(&self, v: T) -> bool {
-        self.as_ref().map_or(true, |x| *x == v)
+        self.as_ref().is_none_or(|x| *x == v)
     }
 }

@@ -193,10 +193,10 @@ impl GlobalFaults {
     pub fn rejects(&self, now: u64, category: Category, topic: &str) -> bool {
         self.reject_subscribe.as_ref().is_some_and(|w| {
             now < w.until
-                && w.category.map_or(true, |c| c == category)
+                && w.category.is_none_or(|c| c == category)
                 && w.symbol
                     .as_deref()
-                    .map_or(true, |s| topic.rsplit('.').next() == Some(s))
+                    .is_none_or(|s| topic.rsplit('.').next() == Some(s))
         })
     }
 
@@ -256,8 +256,8 @@ pub fn apply(shared: &Shared, req: &FaultRequest) -> FaultReport {
         let conns: Vec<_> = shared
             .conns()
             .into_iter()
-            .filter(|c| req.category.map_or(true, |cat| cat == c.category))
-            .filter(|c| subscribed.as_ref().map_or(true, |s| s.contains(&c.id)))
+            .filter(|c| req.category.is_none_or(|cat| cat == c.category))
+            .filter(|c| subscribed.as_ref().is_none_or(|s| s.contains(&c.id)))
             .collect();
         (insts, conns)
     };

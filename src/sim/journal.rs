@@ -103,7 +103,7 @@ impl Journal {
         let mut symbols: Vec<&String> = self
             .rings
             .keys()
-            .filter(|s| q.symbol.map_or(true, |want| want == s.as_str()))
+            .filter(|s| q.symbol.is_none_or(|want| want == s.as_str()))
             .collect();
         symbols.sort();
         for s in symbols {
@@ -140,8 +140,8 @@ fn matches(e: &Event, q: &JournalQuery<'_>) -> bool {
         Event::Book(b) => ("book", b.ts_ms, b.category.as_deref(), Some(b.depth)),
         _ => ("other", 0, None, None),
     };
-    q.kind.map_or(true, |k| k == kind)
-        && q.since_ms.map_or(true, |s| ts >= s)
-        && q.category.map_or(true, |c| category == Some(c))
-        && q.depth.map_or(true, |d| depth == Some(d))
+    q.kind.is_none_or(|k| k == kind)
+        && q.since_ms.is_none_or(|s| ts >= s)
+        && q.category.is_none_or(|c| category == Some(c))
+        && q.depth.is_none_or(|d| depth == Some(d))
 }

@@ -276,7 +276,7 @@ async fn instruments_info(State(shared): State<Arc<Shared>>, Query(p): Params) -
         .insts
         .iter()
         .filter(|s| s.inst.category == cat)
-        .filter(|s| p.get("symbol").map_or(true, |want| *want == s.inst.symbol))
+        .filter(|s| p.get("symbol").is_none_or(|want| *want == s.inst.symbol))
         .map(|s| &s.inst)
         .collect();
     if cat == Category::Spot {
