@@ -143,7 +143,14 @@ const SECTIONS: [&str; 8] = [
 const LIST_KEYS: [&str; 2] = ["symbols", "categories"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
 const TEXT_KEYS: [&str; 8] = [
-    "interval", "ws_url", "rest_url", "category", "listen", "token", "data_dir", "isolation",
+    "interval",
+    "ws_url",
+    "rest_url",
+    "category",
+    "listen",
+    "token",
+    "data_dir",
+    "isolation",
 ];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::book::OrderBook;
-use crate::protocol::ws::{Ack, AckOp, BookKind, KlineBar, Level, Side, Trade};
+use crate::protocol::ws::{Ack, AckOp, BookKind, BookUpdate, KlineBar, Level, Side, Trade};
 
 /// A price level in the normalized schema: `["price","size"]`.
 pub type Pair = (Decimal, Decimal);
@@ -132,6 +132,36 @@ pub struct BookEvent {
     /// Top N levels after applying (`decode --top N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top: Option<Top>,
+}
+
+impl BookEvent {
+    /// The event for `update` after it was applied to `book`: levels as received, best levels and
+    /// counts after applying, and the top `top` levels when asked.
+    pub fn applied(
+        update: &BookUpdate<'_>,
+        book: &OrderBook,
+        category: Option<String>,
+        recv_ns: Option<u64>,
+        top: Option<usize>,
+    ) -> Self {
+        BookEvent {
+            symbol: update.symbol.to_string(),
+            depth: update.depth,
+            kind: update.kind,
+            u: update.u,
+            seq: update.seq,
+            ts_ms: update.ts_ms,
+            cts_ms: update.cts_ms,
+            bids: pairs(&update.bids),
+            asks: pairs(&update.asks),
+            best_bid: book.best_bid().map(|l| pair(&l)),
+            best_ask: book.best_ask().map(|l| pair(&l)),
+            levels: book.level_counts(),
+            category,
+            recv_ns,
+            top: top.map(|n| Top::of(book, n)),
+        }
+    }
 }
 
 /// A candle (from a `kline` frame or built locally).

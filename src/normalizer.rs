@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::book::{OrderBook, Outcome};
 use crate::normalized::{
-    pairs, AckEvent, BookCrossedEvent, BookDroppedEvent, BookEvent, BookGapEvent, BookResetEvent,
-    Event, KlineEvent, Top, TradeEvent,
+    AckEvent, BookCrossedEvent, BookDroppedEvent, BookEvent, BookGapEvent, BookResetEvent, Event,
+    KlineEvent, TradeEvent,
 };
 use crate::protocol::ws::{BookUpdate, Frame, Received};
 
@@ -80,23 +80,13 @@ impl Normalizer {
             }));
         }
         if outcome.applied() {
-            out.push(Event::Book(BookEvent {
-                symbol: symbol(),
-                depth: b.depth,
-                kind: b.kind,
-                u: b.u,
-                seq: b.seq,
-                ts_ms: b.ts_ms,
-                cts_ms: b.cts_ms,
-                bids: pairs(&b.bids),
-                asks: pairs(&b.asks),
-                best_bid: book.best_bid().map(|l| (l.price, l.qty)),
-                best_ask: book.best_ask().map(|l| (l.price, l.qty)),
-                levels: book.level_counts(),
-                category: self.category.clone(),
+            out.push(Event::Book(BookEvent::applied(
+                b,
+                book,
+                self.category.clone(),
                 recv_ns,
-                top: self.top.map(|n| Top::of(book, n)),
-            }));
+                self.top,
+            )));
         }
         match outcome {
             Outcome::Gap { expected_u, got_u } => out.push(Event::BookGap(BookGapEvent {

@@ -16,7 +16,7 @@ use super::event::{DisconnectReason, FeedEvent, ResyncReason};
 use super::health::{unix_ms, ConnState, StaleRule, StaleVerdict};
 use super::Runner;
 use crate::book::{OrderBook, Outcome};
-use crate::normalized::{pairs, BookEvent, TradeEvent};
+use crate::normalized::{BookEvent, TradeEvent};
 use crate::protocol::request::{self, Op};
 use crate::protocol::rest::{self, RecentTradeResult};
 use crate::protocol::topic::Topic;
@@ -520,22 +520,14 @@ impl<'r> Connection<'r> {
                 .entry(b.symbol.to_string())
                 .or_insert_with(|| OrderBook::new(b.symbol, b.depth));
             let outcome = book.apply(&b);
-            let event = outcome.applied().then(|| BookEvent {
-                symbol: b.symbol.to_string(),
-                depth: b.depth,
-                kind: b.kind,
-                u: b.u,
-                seq: b.seq,
-                ts_ms: b.ts_ms,
-                cts_ms: b.cts_ms,
-                bids: pairs(&b.bids),
-                asks: pairs(&b.asks),
-                best_bid: book.best_bid().map(|l| (l.price, l.qty)),
-                best_ask: book.best_ask().map(|l| (l.price, l.qty)),
-                levels: book.level_counts(),
-                category: Some(self.r.cfg.feed.category.to_string()),
-                recv_ns: Some(recv_ns),
-                top: None,
+            let event = outcome.applied().then(|| {
+                BookEvent::applied(
+                    &b,
+                    book,
+                    Some(self.r.cfg.feed.category.to_string()),
+                    Some(recv_ns),
+                    None,
+                )
             });
             (outcome, event)
         };
