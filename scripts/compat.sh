@@ -11,7 +11,7 @@ fi
 cargo build --quiet --bin hft-connector
 BIN=target/debug/hft-connector
 LOG=$(mktemp)
-"$BIN" simulate --listen 127.0.0.1:0 --rate 400 >"$LOG" 2>&1 &
+"$BIN" simulate --listen 127.0.0.1:0 --rate 3000 >"$LOG" 2>&1 &
 SIM_PID=$!
 cleanup() {
     kill "$SIM_PID" 2>/dev/null || true

@@ -39,7 +39,7 @@ def main():
     spot_trades = []
     spot.trade_stream(symbol="ETHUSDT", callback=lambda m: spot_trades.extend(m["data"]))
 
-    deadline = time.time() + 20
+    deadline = time.time() + 40
     while time.time() < deadline and (len(trades) < 5 or len(books) < 20 or not spot_trades):
         time.sleep(0.1)
     assert len(trades) >= 5, f"only {len(trades)} linear trades"
