@@ -24,6 +24,18 @@ pub(crate) fn try_decode(text: &str) -> Option<Frame<'_>> {
     (c.i == c.b.len()).then_some(frame)
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `w` is `"`, `\\` or below 0x20 (SWAR: a byte is flagged when subtracting
+/// from it borrows; false positives only after a true one, so "none" is exact).
+#[inline(always)]
+fn special_byte(w: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    (zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space) != 0
+}
+
 struct Cursor<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -40,6 +52,11 @@ impl<'a> Cursor<'a> {
 
     #[inline(always)]
     fn eat(&mut self, c: u8) -> Option<()> {
+        // Bybit sends no whitespace: look for `c` first, skip whitespace only if it is not there.
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            return Some(());
+        }
         self.ws();
         if self.b.get(self.i) == Some(&c) {
             self.i += 1;
@@ -52,7 +69,9 @@ impl<'a> Cursor<'a> {
     /// `,` → `Some(true)` (more), `end` → `Some(false)`, anything else → `None`.
     #[inline]
     fn next_or_end(&mut self, end: u8) -> Option<bool> {
-        self.ws();
+        if !matches!(self.b.get(self.i), Some(b',')) && self.b.get(self.i) != Some(&end) {
+            self.ws();
+        }
         match self.b.get(self.i) {
             Some(b',') => {
                 self.i += 1;
@@ -71,6 +90,15 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
+        // Eight bytes at a time while none of them is a quote, a backslash or a control character.
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if special_byte(u64::from_le_bytes(word)) {
+                break;
+            }
+            self.i += 8;
+        }
         loop {
             match *self.b.get(self.i)? {
                 b'"' => break,

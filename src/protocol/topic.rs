@@ -87,21 +87,22 @@ pub enum TopicRef<'a> {
 impl<'a> TopicRef<'a> {
     /// Parses a topic name; `None` for anything this connector does not understand.
     pub fn parse(topic: &'a str) -> Option<Self> {
-        let (head, rest) = topic.split_once('.')?;
-        match head {
-            "publicTrade" => valid_symbol(rest).then_some(TopicRef::Trade { symbol: rest }),
-            "orderbook" => {
-                let (depth, symbol) = rest.split_once('.')?;
-                let depth: u16 = depth.parse().ok()?;
-                valid_symbol(symbol).then_some(TopicRef::OrderBook { depth, symbol })
-            }
-            "kline" => {
-                let (interval, symbol) = rest.split_once('.')?;
-                (valid_interval(interval) && valid_symbol(symbol))
-                    .then_some(TopicRef::Kline { interval, symbol })
-            }
-            _ => None,
+        if let Some(symbol) = topic.strip_prefix("publicTrade.") {
+            return valid_symbol(symbol).then_some(TopicRef::Trade { symbol });
         }
+        if let Some(rest) = topic.strip_prefix("orderbook.") {
+            let (depth, symbol) = rest.split_at(rest.bytes().position(|b| b == b'.')?);
+            let symbol = &symbol[1..];
+            if depth.is_empty() || depth.len() > 4 || !depth.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let depth = depth.parse::<u16>().ok()?;
+            return valid_symbol(symbol).then_some(TopicRef::OrderBook { depth, symbol });
+        }
+        let rest = topic.strip_prefix("kline.")?;
+        let (interval, symbol) = rest.split_once('.')?;
+        (valid_interval(interval) && valid_symbol(symbol))
+            .then_some(TopicRef::Kline { interval, symbol })
     }
 
     /// The symbol this topic is about.
