@@ -38,6 +38,9 @@ pub struct SimulateArgs {
     /// Close connections with no ping and no data for this many seconds.
     #[arg(long, default_value_t = 600.0)]
     pub idle_timeout_secs: f64,
+    /// Latency (ms) added to every WebSocket frame, like the network to a remote exchange.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
 }
 
 fn parse_symbol(s: &str) -> Result<String, String> {
@@ -69,6 +72,7 @@ impl SimulateArgs {
             history_days: self.history_days,
             journal: self.journal.clone(),
             idle_timeout: Duration::from_secs_f64(self.idle_timeout_secs),
+            latency: Duration::from_millis(self.latency_ms),
             ..SimConfig::default()
         };
         cfg.validate()?;

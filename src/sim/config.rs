@@ -28,6 +28,9 @@ pub struct SimConfig {
     pub journal_capacity: usize,
     /// A connection with no ping received and no data sent for this long is closed (Bybit: 10 min).
     pub idle_timeout: Duration,
+    /// Network latency added to every WebSocket frame (answers and data), as a remote exchange
+    /// has; zero answers at loopback speed.
+    pub latency: Duration,
     /// REST IP limit: at most `rate_limit` requests per `rate_window` ...
     pub rate_limit: usize,
     /// ... window of the REST IP limit ...
@@ -56,6 +59,7 @@ impl Default for SimConfig {
             journal: None,
             journal_capacity: 20_000,
             idle_timeout: Duration::from_secs(600),
+            latency: Duration::ZERO,
             rate_limit: 600,
             rate_window: Duration::from_secs(5),
             rate_ban: Duration::from_secs(600),

@@ -186,7 +186,12 @@ async fn send_batch(
     } else {
         None
     };
+    let latency = shared.cfg.latency;
     for out in batch.drain(..) {
+        if !latency.is_zero() {
+            sink.flush().await.map_err(|_| ())?;
+            tokio::time::sleep_until((out.at + latency).into()).await;
+        }
         if let Some(f) = &faults {
             let now = shared.mono_ms();
             if now < f.stall_until {
