@@ -181,6 +181,9 @@ pub(crate) struct Runner {
     pub(crate) covered_ms: HashMap<String, u64>,
     pub(crate) connections: u64,
     pub(crate) req_seq: u64,
+    /// When `bybit_connector_queue_full` was last logged, and the waits since.
+    queue_full_logged: std::sync::atomic::AtomicU64,
+    queue_full_waits: std::sync::atomic::AtomicU64,
     backoff: Backoff,
     rng: SmallRng,
 }
@@ -210,6 +213,8 @@ impl Runner {
             covered_ms: HashMap::new(),
             connections: 0,
             req_seq: 0,
+            queue_full_logged: std::sync::atomic::AtomicU64::new(0),
+            queue_full_waits: std::sync::atomic::AtomicU64::new(0),
             backoff,
             rng: SmallRng::from_os_rng(),
         })
@@ -222,11 +227,22 @@ impl Runner {
         match self.tx.try_send(ev) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(ev)) => {
-                tracing::warn!(
-                    event = "bybit_connector_queue_full",
-                    queue_size = self.tx.max_capacity(),
-                    "consumer is slow; the feed waits (socket reads pause) instead of dropping"
-                );
+                // Logged at most once a second however long the consumer stays slow.
+                use std::sync::atomic::Ordering::Relaxed;
+                let waits = self.queue_full_waits.fetch_add(1, Relaxed) + 1;
+                // Monotonic ms + 1, so 0 means "never logged".
+                let now = health.mono_ms() + 1;
+                let last = self.queue_full_logged.load(Relaxed);
+                if last == 0 || now.saturating_sub(last) >= 1000 {
+                    self.queue_full_logged.store(now, Relaxed);
+                    self.queue_full_waits.store(0, Relaxed);
+                    tracing::warn!(
+                        event = "bybit_connector_queue_full",
+                        queue_size = self.tx.max_capacity(),
+                        waits,
+                        "consumer is slow; the feed waits (socket reads pause) instead of dropping"
+                    );
+                }
                 if self.tx.send(ev).await.is_err() {
                     return false;
                 }
