@@ -59,6 +59,8 @@ pub struct StoreSection {
     pub data_dir: PathBuf,
     /// Recent trades kept (hours).
     pub trade_retention_hours: f64,
+    /// Intervals of the candles built live from trades (Bybit names: `1`, `5`, `60`, `D`...).
+    pub candle_intervals: Vec<String>,
 }
 
 impl Default for StoreSection {
@@ -66,6 +68,7 @@ impl Default for StoreSection {
         StoreSection {
             data_dir: PathBuf::from("./data"),
             trade_retention_hours: 24.0,
+            candle_intervals: vec!["1".into()],
         }
     }
 }
@@ -140,7 +143,7 @@ const SECTIONS: [&str; 8] = [
     "http",
     "service",
 ];
-const LIST_KEYS: [&str; 2] = ["symbols", "categories"];
+const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
 const TEXT_KEYS: [&str; 8] = [
     "interval",
@@ -344,6 +347,23 @@ impl ServiceConfig {
                 "must be a positive number of hours",
             ));
         }
+        if self.store.candle_intervals.is_empty() {
+            return Err(bad(
+                "store.candle_intervals",
+                "at least one interval is required",
+            ));
+        }
+        if let Some(i) = self
+            .store
+            .candle_intervals
+            .iter()
+            .find(|i| !valid_interval(i) || i.as_str() == "M")
+        {
+            return Err(bad(
+                "store.candle_intervals",
+                format!("{i:?} is not a Bybit kline interval (1, 3, 5, 15, 30, 60, 120, 240, 360, 720, D, W)"),
+            ));
+        }
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(bad("store.data_dir", "must not be empty"));
         }
@@ -450,6 +470,10 @@ mod tests {
             (
                 vec![("HFT_CONNECTOR_BACKFILL_INTERVAL", "7")],
                 "backfill.interval",
+            ),
+            (
+                vec![("HFT_CONNECTOR_STORE_CANDLE_INTERVALS", "1,7")],
+                "store.candle_intervals",
             ),
             (
                 vec![("HFT_CONNECTOR_BACKFILL_CONCURRENCY", "0")],

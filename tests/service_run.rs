@@ -232,7 +232,9 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
         let c = StoredCandle::from_rest("BTCUSDT", Category::Linear, "1", &seed[0], true);
         store.upsert_candles(&[c]).unwrap();
     }
-    let r = run(config(&sim, &data, 0.0)).await.unwrap();
+    let mut cfg = config(&sim, &data, 0.0);
+    cfg.store.candle_intervals = vec!["1".into(), "5".into()];
+    let r = run(cfg).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     sim.pause_market();
     tokio::time::sleep(Duration::from_millis(1800)).await;
@@ -268,6 +270,29 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
             rest_open.volume
         ),
         "REST before the join point plus live trades after it make exactly REST's candle"
+    );
+    // The same for the 5-minute candle built alongside.
+    let five = last_trade / 300_000 * 300_000;
+    let ours5 = Store::open(&data)
+        .unwrap()
+        .candles_range("BTCUSDT", Category::Linear, "5", five, five + 300_000)
+        .unwrap();
+    let body = reqwest::get(format!(
+        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=5&start={five}&end={}&limit=1",
+        sim.rest_url(),
+        five + 299_999
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let theirs5 = rest::decode::<KlineResult>(&body).unwrap().result.list;
+    let (a, b) = (&ours5[0], &theirs5[0]);
+    assert_eq!(
+        (a.start_ms, a.open, a.high, a.low, a.close, a.volume),
+        (b.start_ms, b.open, b.high, b.low, b.close, b.volume),
+        "the live 5-minute candle equals REST's"
     );
     sim.shutdown().await;
 }

@@ -71,12 +71,16 @@ impl EventSource for crate::source::FeedSource {
     }
 }
 
+/// Live candle aggregators by (symbol, interval name).
+type Aggregators = HashMap<(String, String), CandleAggregator>;
+
 /// How often statuses are refreshed and trades flushed to the store.
 pub const TICK: Duration = Duration::from_millis(250);
 
 /// A REST candle fetched to stitch live candles to history.
 struct Stitch {
     symbol: String,
+    interval: String,
     open: Option<Candle>,
     as_of: u64,
 }
@@ -95,8 +99,8 @@ pub struct Pipeline<S: EventSource> {
     pub store: StoreWriter,
     /// Kline fetcher for stitching and outage re-fetch.
     pub fetcher: KlineFetcher,
-    /// Candle interval.
-    pub interval: String,
+    /// Intervals of the live candles (Bybit names: `1`, `5`, `60`, `D`...).
+    pub intervals: Vec<String>,
     /// Trade retention.
     pub retention: Retention,
 }
@@ -135,13 +139,18 @@ impl<S: EventSource> Pipeline<S> {
 
     /// Runs until the feed ends or `cancel` fires; returns the source for shutdown.
     pub async fn run(mut self, cancel: CancellationToken) -> S {
-        let interval = Interval::parse(&self.interval).unwrap_or_else(|_| {
-            Interval::parse("1").unwrap_or_else(|e| unreachable!("1 is a valid interval: {e}"))
-        });
-        let mut aggs: HashMap<String, CandleAggregator> = HashMap::new();
+        // Validated with the configuration; an invalid one would simply build no candles.
+        let intervals: Vec<Interval> = self
+            .intervals
+            .iter()
+            .filter_map(|i| Interval::parse(i).ok())
+            .collect();
+        let mut aggs: Aggregators = HashMap::new();
         for s in &self.symbols {
-            if let Ok(a) = CandleAggregator::new(s, &self.interval) {
-                aggs.insert(s.clone(), a);
+            for i in &intervals {
+                if let Ok(a) = CandleAggregator::new(s, i.name()) {
+                    aggs.insert((s.clone(), i.name().to_string()), a);
+                }
             }
         }
         let (stitch_tx, mut stitch_rx) = mpsc::channel::<Stitch>(64);
@@ -159,7 +168,7 @@ impl<S: EventSource> Pipeline<S> {
                 }
                 ev = self.source.next_event() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &interval);
+                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &intervals);
                 }
                 _ = tick.tick() => {
                     ticks += 1;
@@ -201,8 +210,8 @@ impl<S: EventSource> Pipeline<S> {
         }
     }
 
-    fn on_stitch(&self, aggs: &mut HashMap<String, CandleAggregator>, st: Stitch) {
-        let Some(agg) = aggs.get_mut(&st.symbol) else {
+    fn on_stitch(&self, aggs: &mut Aggregators, st: Stitch) {
+        let Some(agg) = aggs.get_mut(&(st.symbol.clone(), st.interval.clone())) else {
             return;
         };
         let Some(open) = st.open else { return };
@@ -228,10 +237,10 @@ impl<S: EventSource> Pipeline<S> {
     fn on_event(
         &mut self,
         ev: FeedEvent,
-        aggs: &mut HashMap<String, CandleAggregator>,
+        aggs: &mut Aggregators,
         pending: &mut Vec<StoredTrade>,
         stitch: &mpsc::Sender<Stitch>,
-        interval: &Interval,
+        intervals: &[Interval],
     ) {
         let cat = self.category;
         let metrics = self.state.metrics();
@@ -243,9 +252,11 @@ impl<S: EventSource> Pipeline<S> {
                 }
                 let key = self.key(&t.symbol);
                 self.state.push_trade(&key, &t);
-                if let Some(agg) = aggs.get_mut(&t.symbol) {
-                    let pushed = agg.push(&t);
-                    self.publish_candles(&pushed.closed);
+                for i in intervals {
+                    if let Some(agg) = aggs.get_mut(&(t.symbol.clone(), i.name().to_string())) {
+                        let pushed = agg.push(&t);
+                        self.publish_candles(&pushed.closed);
+                    }
                 }
                 pending.push(StoredTrade::from_event(&t, cat));
                 if pending.len() >= 1000 {
@@ -271,7 +282,9 @@ impl<S: EventSource> Pipeline<S> {
                         Some(&s),
                         format!("connection {connection}"),
                     ));
-                    self.spawn_stitch(&s, interval.clone(), stitch.clone());
+                    for i in intervals {
+                        self.spawn_stitch(&s, i.clone(), stitch.clone());
+                    }
                 }
             }
             FeedEvent::Disconnected { reason } => {
@@ -319,7 +332,7 @@ impl<S: EventSource> Pipeline<S> {
         let job = Job {
             category: self.category,
             symbol: symbol.to_string(),
-            interval: self.interval.clone(),
+            interval: interval.name().to_string(),
             from_ms: 0,
             to_ms: 0,
             limit: 1000,
@@ -389,6 +402,7 @@ impl<S: EventSource> Pipeline<S> {
             let _ = tx
                 .send(Stitch {
                     symbol: job.symbol,
+                    interval: job.interval,
                     open,
                     as_of,
                 })

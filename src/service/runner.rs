@@ -254,7 +254,7 @@ pub async fn start<S: Source>(
             state: state.clone(),
             store: writer.clone(),
             fetcher: fetcher.clone(),
-            interval: cfg.backfill.interval.clone(),
+            intervals: cfg.store.candle_intervals.clone(),
             retention,
         };
         pipelines.push(tokio::spawn(pipeline.run(cancel.clone())));
