@@ -55,6 +55,13 @@ fn deltas(count: u64, first_u: u64) -> Vec<String> {
         .collect()
 }
 
+/// Replaces `book` with the snapshot `frame`.
+fn reset_to(book: &mut OrderBook, frame: &str) {
+    if let Ok(Frame::Book(s)) = decode(frame) {
+        book.apply(&s);
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("trade");
     g.bench_function("decode_typed", |b| {
@@ -70,11 +77,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("orderbook50_delta_5x5");
     g.bench_function("decode_and_apply", |b| {
         let mut book = OrderBook::new("BTCUSDT", 50);
-        let reset = |book: &mut OrderBook| {
-            if let Ok(Frame::Book(s)) = decode(&snap50) {
-                book.apply(&s);
-            }
-        };
+        let reset = |book: &mut OrderBook| reset_to(book, &snap50);
         reset(&mut book);
         let mut i = 0;
         b.iter(|| {
@@ -106,11 +109,7 @@ fn bench(c: &mut Criterion) {
             })
             .collect();
         let mut book = OrderBook::new("BTCUSDT", 50);
-        let reset = |book: &mut OrderBook| {
-            if let Ok(Frame::Book(s)) = decode(&snap50) {
-                book.apply(&s);
-            }
-        };
+        let reset = |book: &mut OrderBook| reset_to(book, &snap50);
         reset(&mut book);
         let mut i = 0;
         b.iter(|| {

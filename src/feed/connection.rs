@@ -42,9 +42,9 @@ pub(crate) struct Connection<'r> {
     /// Live trades held back until the REST gap-fill of this reconnect is done.
     buffered: HashMap<String, Vec<TradeEvent>>,
     recovering: bool,
-    /// Last market event per symbol (Instant).
-    last_event: HashMap<String, Instant>,
     live_since: Option<Instant>,
+    /// When it went live, on the health clock (monotonic ms).
+    live_ms: Option<u64>,
     ping_sent: Option<Instant>,
 }
 
@@ -59,8 +59,8 @@ impl<'r> Connection<'r> {
             resyncing: HashSet::new(),
             buffered: HashMap::new(),
             recovering: true,
-            last_event: HashMap::new(),
             live_since: None,
+            live_ms: None,
             ping_sent: None,
         };
         let reason = c.drive(&mut stream).await;
@@ -197,12 +197,11 @@ impl<'r> Connection<'r> {
                     self.ping_sent.get_or_insert_with(Instant::now);
                 }
                 _ = check.tick() => {
-                    let Some(live_since) = self.live_since else { continue };
-                    let now = Instant::now();
-                    let ms = |t: Instant| t.duration_since(opened).as_millis() as u64;
-                    let (stalest_symbol, stalest) = self.stalest();
+                    let Some(live_ms) = self.live_ms else { continue };
+                    // The per-symbol freshness operators see is the one judged here.
+                    let (stalest_symbol, stalest) = health.stalest(&cfg.feed.symbols);
                     if let StaleVerdict::Stale { seconds_since_last_event } =
-                        rule.check(ms(now), ms(live_since), stalest.map(ms))
+                        rule.check(health.mono_ms(), live_ms, stalest)
                     {
                         health.stale();
                         health.set_state(ConnState::Stale);
@@ -224,31 +223,13 @@ impl<'r> Connection<'r> {
         }
     }
 
-    /// The symbol whose last market event is oldest (one without any event counts as oldest).
-    fn stalest(&self) -> (String, Option<Instant>) {
-        let mut worst: Option<(&String, Option<Instant>)> = None;
-        for s in &self.r.cfg.feed.symbols {
-            let t = self.last_event.get(s).copied();
-            let older = match (&worst, t) {
-                (None, _) => true,
-                (Some((_, Some(_))), None) => true,
-                (Some((_, Some(w))), Some(t)) => t < *w,
-                (Some((_, None)), _) => false,
-            };
-            if older {
-                worst = Some((s, t));
-            }
-        }
-        worst.map(|(s, t)| (s.clone(), t)).unwrap_or_default()
-    }
-
     async fn go_live(&mut self, opened: Instant) -> Result<(), DisconnectReason> {
         let now = Instant::now();
         self.live_since = Some(now);
         let shared = self.r.shared.clone();
         let health = shared.health_handle();
         let symbols = self.r.cfg.feed.symbols.clone();
-        health.live(&symbols);
+        self.live_ms = Some(health.live(&symbols));
         health.set_state(ConnState::Live);
         for s in &symbols {
             tracing::info!(
@@ -488,7 +469,6 @@ impl<'r> Connection<'r> {
 
     async fn on_trades(&mut self, t: Trades<'_>, recv_ns: u64) {
         self.r.shared.health.market_event(t.symbol);
-        self.last_event.insert(t.symbol.to_string(), Instant::now());
         let category = self.r.cfg.feed.category.to_string();
         for tr in &t.trades {
             let mut ev = TradeEvent::from_ws(tr, Some(recv_ns));
@@ -508,7 +488,6 @@ impl<'r> Connection<'r> {
 
     async fn on_book(&mut self, b: BookUpdate<'_>, recv_ns: u64) -> Result<(), DisconnectReason> {
         self.r.shared.health.market_event(b.symbol);
-        self.last_event.insert(b.symbol.to_string(), Instant::now());
         let (outcome, event) = {
             let mut books = self
                 .r

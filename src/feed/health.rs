@@ -139,13 +139,27 @@ impl SharedHealth {
             }
         }
     }
-    /// A connection went live for `symbols`: their idle time counts from now.
-    pub fn live(&self, symbols: &[String]) {
+    /// A connection went live for `symbols`: their idle time counts from now. Returns now
+    /// (monotonic ms).
+    pub fn live(&self, symbols: &[String]) -> u64 {
         let mono = self.mono_ms();
         let mut map = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
         for s in symbols {
             map.entry(s.clone()).or_insert((mono, 0)).0 = mono;
         }
+        mono
+    }
+    /// Of `symbols`, the one whose last market event (or going live) is oldest, with that time
+    /// (monotonic ms; `None` for a symbol never seen).
+    pub fn stalest(&self, symbols: &[String]) -> (String, Option<u64>) {
+        let map = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
+        symbols
+            .iter()
+            .map(|s| (s, map.get(s).map(|e| e.0)))
+            // `None` sorts before any time: a symbol never seen is the stalest.
+            .min_by_key(|(_, t)| *t)
+            .map(|(s, t)| (s.clone(), t))
+            .unwrap_or_default()
     }
     /// Counts an error.
     pub fn error(&self) {
@@ -334,6 +348,18 @@ mod tests {
             RULE.check(160_000, 100_000, Some(10_000)),
             StaleVerdict::Stale { .. }
         ));
+    }
+
+    #[test]
+    fn stalest_symbol_is_the_one_idle_longest_or_never_seen() {
+        let h = SharedHealth::default();
+        let syms = vec!["A1".to_string(), "B2".to_string()];
+        assert_eq!(h.stalest(&syms), ("A1".to_string(), None));
+        h.market_event("A1");
+        assert_eq!(h.stalest(&syms).0, "B2", "never seen is stalest");
+        let live = h.live(&syms);
+        let (_, t) = h.stalest(&syms);
+        assert_eq!(t, Some(live), "going live restarts every symbol's clock");
     }
 
     #[test]
