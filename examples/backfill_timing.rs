@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         backfill_days: Some(days),
         ..RunArgs::default()
     };
-    let mut cfg = ServiceConfig::load(&run_args, Vec::new())?;
+    let mut cfg = ServiceConfig::load(&run_args.overrides(), Vec::new())?;
     cfg.backfill.concurrency = concurrency;
     let t0 = Instant::now();
     let running = start(

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo test (unit, integration, property and doc tests; benches and examples build)"
-cargo test --all-targets --locked
-cargo test --doc --locked
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
 
 echo "== third-party client compatibility (pybit against the simulator)"
 scripts/compat.sh

@@ -45,7 +45,7 @@ fn config(sim: &SimHandle, data: &Path, days: f64) -> ServiceConfig {
         backfill_days: Some(days),
         ..RunArgs::default()
     };
-    let mut cfg = ServiceConfig::load(&args, Vec::new()).unwrap();
+    let mut cfg = ServiceConfig::load(&args.overrides(), Vec::new()).unwrap();
     cfg.backfill.chunk_limit = 100;
     cfg.backfill.concurrency = 2;
     cfg.backfill.ban_s = 0.5;
@@ -334,7 +334,7 @@ async fn network_outage_means_retries_and_status_down() {
         backfill_days: Some(0.1),
         ..RunArgs::default()
     };
-    let mut cfg = ServiceConfig::load(&args, Vec::new()).unwrap();
+    let mut cfg = ServiceConfig::load(&args.overrides(), Vec::new()).unwrap();
     cfg.reconnect.initial_delay_s = 0.05;
     cfg.reconnect.max_delay_s = 0.2;
     let r = run(cfg)

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::run::{Isolation, RunArgs};
+use crate::config::Overrides;
 use crate::config::ServiceConfig;
 use crate::protocol::Category;
 use crate::sim::{FaultKind, FaultRequest, SimConfig, Simulator};
+use crate::source::Isolation;
 
 /// Flags of `demo` (the same `--listen` and `--data-dir` as `run`).
 #[derive(Debug, Clone, Args)]
@@ -25,7 +26,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub fault_every: f64,
     /// Where each connection runs.
-    #[arg(long, value_enum, default_value = "process")]
+    #[arg(long, value_name = "process|in-process", default_value = "process")]
     pub isolation: Isolation,
 }
 
@@ -110,7 +111,7 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await?;
-    let run_args = RunArgs {
+    let overrides = Overrides {
         symbols: Some(vec!["BTCUSDT".into(), "ETHUSDT".into()]),
         category: Some(vec!["linear".into(), "spot".into()]),
         ws_url: Some(format!("ws://{}/v5/public", sim.addr())),
@@ -119,9 +120,9 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
         listen: Some(args.listen.clone()),
         isolation: Some(args.isolation),
         backfill_days: Some(2.0),
-        ..RunArgs::default()
+        ..Overrides::default()
     };
-    let mut cfg = ServiceConfig::load(&run_args, std::env::vars())?;
+    let mut cfg = ServiceConfig::load(&overrides, std::env::vars())?;
     // Demo timings: faults are noticed in seconds, and the backfill is slow enough to watch.
     cfg.health.check_interval_s = 0.5;
     cfg.health.stale_after_s = 5.0;

@@ -4,17 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-/// How each exchange connection runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Isolation {
-    /// In a supervised child process `hft-connector worker` (default).
-    Process,
-    /// In the service's own process.
-    InProcess,
-}
+use crate::config::Overrides;
+pub use crate::source::Isolation;
+pub use hft_service::app::{routes, serve, start_service};
 
 /// Flags of `run` (each overrides the config file and the environment).
 #[derive(Debug, Clone, Args, Default)]
@@ -34,7 +28,7 @@ pub struct RunArgs {
     /// WebSocket base URL (e.g. wss://stream.bybit.com/v5/public).
     #[arg(long, value_name = "URL")]
     pub ws_url: Option<String>,
-    /// REST base URL (e.g. https://api.bybit.com).
+    /// REST base URL (e.g. `https://api.bybit.com`).
     #[arg(long, value_name = "URL")]
     pub rest_url: Option<String>,
     /// Data directory (SQLite store).
@@ -44,7 +38,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Where each connection runs.
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "process|in-process")]
     pub isolation: Option<Isolation>,
     /// Days of 1-minute klines to backfill (0 disables backfill).
     #[arg(long, value_name = "DAYS")]
@@ -54,18 +48,10 @@ pub struct RunArgs {
     pub token: Option<String>,
 }
 
-/// The HTTP routes the service serves: status API, metrics, event stream and dashboard.
-pub fn routes(
-    state: crate::service::ServiceState,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> axum::Router {
-    crate::http::router_with(state, shutdown, axum::Router::new())
-}
-
 /// Runs the service until Ctrl-C / SIGTERM.
 pub fn main(args: RunArgs) -> ExitCode {
     crate::logging::init_json();
-    let cfg = match crate::config::ServiceConfig::load(&args, std::env::vars()) {
+    let cfg = match crate::config::ServiceConfig::load(&args.overrides(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hft-connector run: {e}");
@@ -91,39 +77,21 @@ pub fn main(args: RunArgs) -> ExitCode {
     })
 }
 
-/// Starts the service with the configured isolation.
-pub async fn start_service(
-    cfg: crate::config::ServiceConfig,
-) -> Result<crate::service::runner::Running, crate::service::runner::ServiceError> {
-    let isolation = cfg.service.isolation;
-    crate::service::runner::start(
-        cfg,
-        move |f| crate::source::FeedSource::spawn(f, isolation).map_err(|e| e.to_string()),
-        routes,
-    )
-    .await
-}
-
-/// Starts the service with the configured isolation and runs it until a signal.
-pub async fn serve(
-    cfg: crate::config::ServiceConfig,
-) -> Result<(), crate::service::runner::ServiceError> {
-    use crate::service::runner::shutdown_signal;
-    tracing::info!(
-        event = "service_starting",
-        symbols = %cfg.feed.symbols.join(","),
-        categories = %cfg.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
-        isolation = ?cfg.service.isolation,
-        data_dir = %cfg.store.data_dir.display(),
-        backfill_days = if cfg.backfill.enabled { cfg.backfill.days } else { 0.0 },
-    );
-    let running = start_service(cfg).await?;
-    tokio::select! {
-        _ = shutdown_signal() => {
-            tracing::info!(event = "service_stopping", reason = "signal");
-            running.stop();
+impl RunArgs {
+    /// The flags as configuration overrides (they win over the file and the environment).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            symbols: self.symbols.clone(),
+            category: self.category.clone(),
+            depth: self.depth,
+            ws_url: self.ws_url.clone(),
+            rest_url: self.rest_url.clone(),
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            isolation: self.isolation,
+            backfill_days: self.backfill_days,
+            token: self.token.clone(),
         }
-        _ = running.ended() => {}
     }
-    running.wait().await
 }

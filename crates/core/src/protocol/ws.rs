@@ -1,6 +1,6 @@
 //! Bybit V5 public WebSocket frames as typed, borrowed values ([`Frame`]) and the entry points that
-//! decode them (no I/O, no `serde_json::Value`): a strict fast path ([`super::fast`]) for the common
-//! trade and book frames, the general decoder ([`super::general`]) for everything else.
+//! decode them (no I/O, no `serde_json::Value`): a strict fast path (`protocol::fast`) for the common
+//! trade and book frames, the general decoder (`protocol::general`) for everything else.
 
 use std::borrow::Cow;
 

@@ -15,12 +15,12 @@ use super::pipeline::{EventSource, Pipeline};
 use super::state::{FeedKey, ServiceState};
 use super::writer::StoreWriter;
 use crate::backfill::plan::RetryPolicy;
+use crate::budget::RateBudget;
 use crate::config::ServiceConfig;
 use crate::feed::health::unix_ms;
 use crate::feed::FeedConfig;
 use crate::protocol::rest::{self, InstrumentsResult};
 use crate::protocol::{Category, RestError};
-use crate::ratelimit::RateBudget;
 use crate::store::{Retention, Store};
 
 /// A feed the runner can start and stop.

@@ -91,7 +91,7 @@ impl MissingSpan {
 
 /// The closed candles after `last_confirmed_start` (the newest candle history holds as closed)
 /// up to the interval open at `now_ms` (excluded: reconcile it with
-/// [`CandleAggregator::reconcile_open`]). `None` when nothing is missing.
+/// [`super::CandleAggregator::reconcile_open`]). `None` when nothing is missing.
 pub fn missing_intervals(
     interval: &Interval,
     last_confirmed_start: u64,

@@ -16,10 +16,10 @@ use crate::backfill::plan::{
     plan_chunks, remaining, BackfillProgress, Chunk, Decision, FatalError, FetchOutcome,
     RetryPolicy,
 };
+use crate::budget::RateBudget;
 use crate::feed::health::{iso_time, unix_ms};
 use crate::protocol::rest::{self, Candle, KlineResult};
 use crate::protocol::Category;
-use crate::ratelimit::RateBudget;
 use crate::store::StoredCandle;
 
 /// Fetches klines with the shared budget and the retry policy.

@@ -2,14 +2,55 @@
 //! ([`crate::feed::FeedHandle`]) or in a supervised worker process
 //! ([`crate::worker::WorkerFeed`]). The service is written against this type only.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::book::OrderBook;
-use crate::cli::run::Isolation;
 use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
 use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
+
+/// How each exchange connection runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a supervised child process `hft-connector worker` (default).
+    Process,
+    /// In the service's own process.
+    InProcess,
+}
+
+impl Isolation {
+    /// The name used in flags and configuration (`process`, `in-process`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::InProcess => "in-process",
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "process" => Ok(Isolation::Process),
+            "in-process" => Ok(Isolation::InProcess),
+            other => Err(format!(
+                "unknown isolation {other:?}: expected process or in-process"
+            )),
+        }
+    }
+}
 
 /// A running live feed, in-process or in a worker process.
 #[derive(Debug)]

@@ -8,11 +8,39 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::run::{Isolation, RunArgs};
 use crate::feed::config::{
     ConfigError, FeedConfig, FeedSection, HealthSection, HeartbeatSection, ReconnectSection,
 };
 use crate::protocol::topic::{valid_interval, Category};
+use crate::source::Isolation;
+
+/// Values that override the file and the environment (the command line's flags, or a program's
+/// own settings). `None` leaves the configured value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// TOML configuration file to read first.
+    pub config: Option<PathBuf>,
+    /// `feed.symbols`.
+    pub symbols: Option<Vec<String>>,
+    /// `service.categories` (the first one also becomes `feed.category`).
+    pub category: Option<Vec<String>>,
+    /// `feed.depth`.
+    pub depth: Option<u16>,
+    /// `feed.ws_url`.
+    pub ws_url: Option<String>,
+    /// `feed.rest_url`.
+    pub rest_url: Option<String>,
+    /// `store.data_dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `http.listen`.
+    pub listen: Option<String>,
+    /// `service.isolation`.
+    pub isolation: Option<Isolation>,
+    /// `backfill.days` (0 disables backfill).
+    pub backfill_days: Option<f64>,
+    /// `http.token`.
+    pub token: Option<String>,
+}
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,7 +217,7 @@ fn env_value(key: &str, raw: &str) -> toml::Value {
 impl ServiceConfig {
     /// Builds the configuration: defaults, then `file`, then environment `env`, then `args`.
     pub fn load(
-        args: &RunArgs,
+        args: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut table = match &args.config {
@@ -221,7 +249,7 @@ impl ServiceConfig {
         Ok(cfg)
     }
 
-    fn apply_args(&mut self, a: &RunArgs) -> Result<(), ConfigError> {
+    fn apply_args(&mut self, a: &Overrides) -> Result<(), ConfigError> {
         if let Some(s) = &a.symbols {
             self.feed.symbols = s.iter().map(|s| s.trim().to_string()).collect();
         }
@@ -385,8 +413,8 @@ fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
 mod tests {
     use super::*;
 
-    fn args() -> RunArgs {
-        RunArgs::default()
+    fn args() -> Overrides {
+        Overrides::default()
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `serde_json::Value` parse most peers do, measured in the same run as the baseline.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use hft_connector::book::OrderBook;
-use hft_connector::protocol::ws::{decode, Frame};
+use hft_core::book::OrderBook;
+use hft_core::protocol::ws::{decode, Frame};
 
 const TRADE: &str = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1758841135824,"data":[{"T":1758841135823,"s":"BTCUSDT","S":"Buy","v":"0.020","p":"109378.90","L":"ZeroPlusTick","i":"2a74ac78-691c-5b54-9dbe-5aafe8364627","BT":false,"RPI":false,"seq":457514743450}]}"#;
 

@@ -1,4 +1,5 @@
-//! The Bybit V5 exchange simulator (`hft-connector simulate`): public WebSocket streams, REST market
+//! hft-sim: the Bybit V5 exchange simulator (`hft-connector simulate`), usable as a testkit by any
+//! Bybit client: public WebSocket streams, REST market
 //! endpoints, a deterministic market, a ground-truth journal and fault injection, on one port.
 //!
 //! # Layout
@@ -18,6 +19,8 @@
 //! - [`control`]: `/sim/*` routes; [`fault`]: fault kinds and their effects.
 //! - [`journal`]: ground truth in the normalized schema; [`stats`]: counters.
 //! - [`listener`]: TCP accept (refuse fault) and reset-on-drop sockets.
+
+use hft_core::{normalized, protocol};
 
 pub mod clock;
 pub mod config;

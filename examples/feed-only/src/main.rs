@@ -1,15 +1,15 @@
 //! Prints BTCUSDT trades and the top of the book from a live feed.
 //!
-//! `cargo run --example live_btcusdt -- [WS_URL REST_URL]` (defaults: Bybit mainnet). Offline:
-//! start `hft-connector simulate` and pass `ws://127.0.0.1:9100/v5/public http://127.0.0.1:9100`.
+//! A program that depends on `hft-feed` alone (no HTTP server, no SQLite, no CLI, no simulator):
+//! `cargo run -p feed-only -- [WS_URL REST_URL]` (defaults: Bybit mainnet). Offline: start
+//! `hft-connector simulate` and pass `ws://127.0.0.1:9100/v5/public http://127.0.0.1:9100`.
 
-use hft_connector::feed::config::{MAINNET_REST, MAINNET_WS};
-use hft_connector::feed::{Feed, FeedConfig, FeedEvent};
-use hft_connector::protocol::Category;
+use hft_feed::feed::config::{MAINNET_REST, MAINNET_WS};
+use hft_feed::feed::{Feed, FeedConfig, FeedEvent};
+use hft_feed::protocol::Category;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    hft_connector::logging::init_json();
     let mut args = std::env::args().skip(1);
     let ws = args.next().unwrap_or_else(|| MAINNET_WS.to_string());
     let rest = args.next().unwrap_or_else(|| MAINNET_REST.to_string());
