@@ -3,8 +3,12 @@
 //! these by the service.
 
 pub mod plan;
+pub mod retry;
+
+#[cfg(test)]
+mod tests;
 
 pub use plan::{
-    plan_chunks, remaining, BackfillProgress, BackfillState, Chunk, Decision, FatalError,
-    FetchOutcome, PlanError, RetryPolicy, MAX_KLINE_LIMIT,
+    plan_chunks, remaining, BackfillProgress, BackfillState, Chunk, PlanError, MAX_KLINE_LIMIT,
 };
+pub use retry::{Decision, FatalError, FetchOutcome, RetryPolicy};

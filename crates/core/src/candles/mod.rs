@@ -34,7 +34,7 @@
 //!   while it awaits REST (from construction, or after [`CandleAggregator::interrupted`]) until the
 //!   bucket is reconciled or closes; otherwise it keeps only the sums.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -204,144 +204,6 @@ pub struct Reconciled {
     /// `(rest_as_of_ms, first_live_ms)` when the REST answer predates the first live trade seen
     /// since the aggregator started or was interrupted: trades in between may be missing.
     pub hole: Option<(u64, u64)>,
-}
-
-/// Trade ids of open buckets, newest `capacity` at most, in arrival order.
-#[derive(Debug, Clone)]
-struct SeenIds {
-    set: HashSet<String>,
-    order: VecDeque<(u64, String)>,
-    capacity: usize,
-}
-
-impl SeenIds {
-    fn new(capacity: usize) -> Self {
-        SeenIds {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    fn insert(&mut self, bucket: u64, id: &str) {
-        if self.set.insert(id.to_string()) {
-            self.order.push_back((bucket, id.to_string()));
-        }
-        while self.order.len() > self.capacity {
-            self.pop_front();
-        }
-    }
-
-    fn pop_front(&mut self) {
-        if let Some((_, id)) = self.order.pop_front() {
-            self.set.remove(&id);
-        }
-    }
-
-    /// Drops ids of closed buckets from the front (arrival order is nearly bucket order; the
-    /// few out-of-order ones left behind go with the capacity, and trades of closed buckets are
-    /// refused as late before ids are consulted).
-    fn forget_before(&mut self, boundary: u64) {
-        while self.order.front().is_some_and(|(b, _)| *b < boundary) {
-            self.pop_front();
-        }
-    }
-}
-
-/// Order of trades within a candle: time, then sequence, then arrival.
-type Key = (u64, u64, u64);
-
-#[derive(Debug, Clone)]
-struct Rec {
-    key: Key,
-    price: Decimal,
-    qty: Decimal,
-}
-
-#[derive(Debug, Clone)]
-struct Building {
-    candle: BuiltCandle,
-    first_key: Option<Key>,
-    last_key: Option<Key>,
-    /// Individual trades, while the bucket may still need splitting at a REST join point.
-    retained: Option<Vec<Rec>>,
-}
-
-impl Building {
-    fn empty(symbol: &str, interval: &Interval, start_ms: u64, retain: bool) -> Self {
-        Building {
-            candle: BuiltCandle {
-                symbol: symbol.to_string(),
-                interval: interval.name.clone(),
-                start_ms,
-                end_ms: start_ms + interval.ms - 1,
-                open: Decimal::ZERO,
-                high: Decimal::ZERO,
-                low: Decimal::ZERO,
-                close: Decimal::ZERO,
-                volume: Decimal::ZERO,
-                turnover: Decimal::ZERO,
-                trade_count: 0,
-                last_trade_ms: None,
-                confirmed: false,
-                rest_as_of_ms: None,
-            },
-            first_key: None,
-            last_key: None,
-            retained: retain.then(Vec::new),
-        }
-    }
-
-    fn has_data(&self) -> bool {
-        self.first_key.is_some() || self.candle.rest_as_of_ms.is_some()
-    }
-
-    /// Adds one trade; `false` (and no change) on overflow.
-    fn apply(&mut self, key: Key, price: Decimal, qty: Decimal) -> bool {
-        let fresh = !self.has_data();
-        let c = &mut self.candle;
-        let Some(turnover) = price
-            .checked_mul(qty)
-            .and_then(|t| t.checked_add(c.turnover))
-        else {
-            return false;
-        };
-        let Some(volume) = c.volume.checked_add(qty) else {
-            return false;
-        };
-        c.turnover = turnover;
-        c.volume = volume;
-        if fresh {
-            c.open = price;
-            c.high = price;
-            c.low = price;
-            c.close = price;
-        } else {
-            c.high = c.high.max(price);
-            c.low = c.low.min(price);
-        }
-        // With a REST base, REST's open stands: every live trade kept is after it.
-        if c.rest_as_of_ms.is_none() && self.first_key.is_none_or(|f| key < f) {
-            c.open = price;
-        }
-        if self.first_key.is_none_or(|f| key < f) {
-            self.first_key = Some(key);
-        }
-        if self.last_key.is_none_or(|l| key > l) {
-            self.last_key = Some(key);
-            c.close = price;
-        }
-        c.trade_count += 1;
-        c.last_trade_ms = Some(c.last_trade_ms.map_or(key.0, |t| t.max(key.0)));
-        if let Some(r) = &mut self.retained {
-            r.push(Rec { key, price, qty });
-        }
-        true
-    }
 }
 
 /// Builds candles of one symbol and interval from its trades.
@@ -620,7 +482,12 @@ fn set_rest_base(c: &mut BuiltCandle, rest: &Candle, as_of_ms: u64) {
     c.rest_as_of_ms = Some(as_of_ms);
 }
 
+mod building;
 mod interval;
+mod seen;
+
+use building::{Building, Rec};
+use seen::SeenIds;
 
 pub use interval::{missing_intervals, Interval, MissingSpan};
 

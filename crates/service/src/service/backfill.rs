@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::state::{BackfillStatus, FeedKey, LogEvent, ServiceState};
 use super::writer::StoreWriter;
-use crate::backfill::plan::{
+use crate::backfill::{
     plan_chunks, remaining, BackfillProgress, Chunk, Decision, FatalError, FetchOutcome,
     RetryPolicy,
 };

@@ -14,7 +14,7 @@ use super::backfill::{run_job, Job, KlineFetcher};
 use super::pipeline::{EventSource, Pipeline};
 use super::state::{FeedKey, ServiceState};
 use super::writer::StoreWriter;
-use crate::backfill::plan::RetryPolicy;
+use crate::backfill::RetryPolicy;
 use crate::budget::RateBudget;
 use crate::config::ServiceConfig;
 use crate::feed::health::unix_ms;
@@ -78,7 +78,7 @@ pub enum ServiceError {
     },
     /// A backfill failed for good.
     #[error(transparent)]
-    Backfill(#[from] crate::backfill::plan::FatalError),
+    Backfill(#[from] crate::backfill::FatalError),
 }
 
 /// Checks that every symbol exists (`instruments-info`). An unknown symbol is fatal; an unreachable
@@ -299,7 +299,7 @@ pub async fn start<S: Source>(
                 _ = run_cancel.cancelled() => break,
                 r = backfills.join_next(), if !backfills.is_empty() => {
                     if let Some(Ok(Err(e))) = r {
-                        if matches!(e, crate::backfill::plan::FatalError::UnknownSymbol { .. }) {
+                        if matches!(e, crate::backfill::FatalError::UnknownSymbol { .. }) {
                             fatal = Some(ServiceError::Backfill(e));
                             run_cancel.cancel();
                             break;

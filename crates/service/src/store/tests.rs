@@ -1,7 +1,11 @@
 //! Tests of the SQLite store: WAL durability, kill -9, upsert rules, retention, resume.
 use super::*;
+use crate::normalized::TradeEvent;
+use crate::protocol::rest::Candle;
+use rust_decimal::Decimal;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fresh directory under the system temp dir, removed on drop.
