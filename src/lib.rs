@@ -18,3 +18,8 @@ pub use hft_sim as sim;
 
 pub mod cli;
 pub mod logging;
+
+// The README's Rust example is compiled as a doc test, so the front page cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

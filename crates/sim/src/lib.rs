@@ -19,6 +19,23 @@
 //! - [`control`]: `/sim/*` routes; [`fault`]: fault kinds and their effects.
 //! - [`journal`]: ground truth in the normalized schema; [`stats`]: counters.
 //! - [`listener`]: TCP accept (refuse fault) and reset-on-drop sockets.
+//!
+//! # Example: a simulated exchange for a client's tests
+//! ```
+//! use hft_sim::{FaultKind, FaultRequest, SimConfig, Simulator};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! // Port 0: the OS picks a free loopback port; the seed makes the market reproducible.
+//! let sim = Simulator::start(SimConfig::for_tests(7)).await?;
+//! let ws_url = format!("ws://{}/v5/public/linear", sim.addr());
+//! let rest_url = sim.rest_url();
+//! // ... point the client under test at ws_url / rest_url, then break things:
+//! sim.inject(FaultRequest::new(FaultKind::Close));
+//! # let _ = (ws_url, rest_url);
+//! # Ok(())
+//! # }
+//! ```
 
 use hft_core::{normalized, protocol};
 
