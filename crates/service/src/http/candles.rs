@@ -189,8 +189,7 @@ pub async fn get_candles(
         if !path.exists() {
             return Ok((Vec::new(), None));
         }
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let store = Store::open(dir).map_err(|e| e.to_string())?;
+        let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
         let native = store
             .candles_range(&k.symbol, k.category, interval, served_from, to)
             .map_err(|e| e.to_string())?;

@@ -1,11 +1,21 @@
 //! The store writer: one thread owns the SQLite connection and applies batched writes sent from
 //! async tasks, so the hot path never blocks on an fsync. A write is "stored" once its
-//! acknowledgement arrives (the transaction committed).
+//! acknowledgement arrives (the transaction committed). The queue is bounded ([`QUEUE_CAPACITY`]
+//! batches), so a disk that falls behind never grows memory without limit: backfill chunks and
+//! reads wait for room; the live path's fire-and-forget writes (trades, live candles, status,
+//! pruning) never wait: when the queue is full the batch is dropped, counted
+//! ([`StoreWriter::dropped`]) and logged as `store_queue_full` at most once a second. The live
+//! feed always goes on; the store is its history.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+/// Batches the writer queue holds before senders wait.
+pub const QUEUE_CAPACITY: usize = 1024;
 
 use crate::store::{Retention, StatusRecord, Store, StoreError, StoredCandle, StoredTrade};
 
@@ -26,6 +36,10 @@ enum Cmd {
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::Sender<Cmd>,
+    /// Unix ms of the last `store_queue_full` log line.
+    last_full_log_ms: Arc<AtomicU64>,
+    /// Batches dropped because the queue was full.
+    dropped: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for StoreWriter {
@@ -36,12 +50,20 @@ impl std::fmt::Debug for StoreWriter {
 
 impl StoreWriter {
     /// Starts the writer thread on an opened store.
-    pub fn start(mut store: Store) -> (StoreWriter, thread::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel::<Cmd>();
+    pub fn start(store: Store) -> (StoreWriter, thread::JoinHandle<()>) {
+        Self::start_with_capacity(store, QUEUE_CAPACITY)
+    }
+
+    /// Starts the writer thread with a queue of `capacity` batches (at least 1).
+    pub fn start_with_capacity(
+        mut store: Store,
+        capacity: usize,
+    ) -> (StoreWriter, thread::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Cmd>(capacity.max(1));
         let handle = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                while let Ok(cmd) = rx.recv() {
+                while let Some(cmd) = rx.blocking_recv() {
                     let result = match cmd {
                         Cmd::Candles(c) => store.upsert_candles(&c).map(drop),
                         Cmd::Chunk(id, c, ack) => {
@@ -63,40 +85,88 @@ impl StoreWriter {
                 }
             })
             .unwrap_or_else(|e| panic!("cannot start the store writer thread: {e}"));
-        (StoreWriter { tx }, handle)
+        let writer = StoreWriter {
+            tx,
+            last_full_log_ms: Arc::new(AtomicU64::new(0)),
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        (writer, handle)
+    }
+
+    /// Queues `cmd`, waiting while the queue is full. `Err` once the writer has stopped.
+    async fn send(&self, cmd: Cmd) -> Result<(), StoreError> {
+        match self.tx.try_send(cmd) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::Closed),
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                self.log_full("waits");
+                self.tx.send(cmd).await.map_err(|_| StoreError::Closed)
+            }
+        }
+    }
+
+    /// Queues `cmd` if there is room; otherwise drops and counts it. Never waits.
+    fn offer(&self, cmd: Cmd) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(cmd) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.log_full("dropped");
+        }
+    }
+
+    fn log_full(&self, action: &'static str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = self.last_full_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000
+            && self
+                .last_full_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                event = "store_queue_full",
+                queue_capacity = self.tx.max_capacity(),
+                action,
+                dropped_total = self.dropped.load(Ordering::Relaxed),
+            );
+        }
+    }
+
+    /// Fire-and-forget batches dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Upserts candles (fire and forget; failures are logged).
     pub fn candles(&self, c: Vec<StoredCandle>) {
         if !c.is_empty() {
-            let _ = self.tx.send(Cmd::Candles(c));
+            self.offer(Cmd::Candles(c));
         }
     }
 
     /// Stores a backfill chunk and marks it done, atomically; resolves once committed.
     pub async fn chunk(&self, id: String, c: Vec<StoredCandle>) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Cmd::Chunk(id, c, ack))
-            .map_err(|_| StoreError::Closed)?;
+        self.send(Cmd::Chunk(id, c, ack)).await?;
         done.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Inserts trades (fire and forget; duplicates are ignored by the store).
     pub fn trades(&self, t: Vec<StoredTrade>) {
         if !t.is_empty() {
-            let _ = self.tx.send(Cmd::Trades(t));
+            self.offer(Cmd::Trades(t));
         }
     }
 
-    /// Records a feed status change.
+    /// Records a feed status change (fire and forget).
     pub fn status(&self, s: StatusRecord) {
-        let _ = self.tx.send(Cmd::Status(s));
+        self.offer(Cmd::Status(s));
     }
 
-    /// Deletes trades older than the retention.
+    /// Deletes trades older than the retention (fire and forget).
     pub fn prune(&self, r: Retention, now_ms: u64) {
-        let _ = self.tx.send(Cmd::Prune(r, now_ms));
+        self.offer(Cmd::Prune(r, now_ms));
     }
 
     /// Runs a read on the writer's connection and returns its result.
@@ -105,11 +175,89 @@ impl StoreWriter {
         f: impl FnOnce(&Store) -> R + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Read(Box::new(move |s| {
-                let _ = tx.send(f(s));
-            })))
-            .map_err(|_| StoreError::Closed)?;
+        self.send(Cmd::Read(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        })))
+        .await?;
         rx.await.map_err(|_| StoreError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use super::*;
+    use crate::protocol::Category;
+
+    fn temp_store() -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "hftc-writer-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Store::open(&dir).expect("store"), dir)
+    }
+
+    fn status(i: u64) -> StatusRecord {
+        StatusRecord {
+            ts_ms: i,
+            symbol: "BTCUSDT".into(),
+            category: Category::Linear,
+            status: "Connected".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_live_writes_and_makes_chunks_wait() {
+        let (store, dir) = temp_store();
+        let (w, thread) = StoreWriter::start_with_capacity(store, 2);
+        // Hold the writer thread inside a read so the queue cannot drain.
+        let (entered_tx, entered_rx) = std_mpsc::channel();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let blocker = w.clone();
+        let read = tokio::spawn(async move {
+            blocker
+                .read(move |_| {
+                    let _ = entered_tx.send(());
+                    let _ = release_rx.recv();
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || entered_rx.recv())
+            .await
+            .expect("join")
+            .expect("the writer entered the read");
+        // Capacity 2: two queue, the rest are dropped, never blocking this task.
+        for i in 0..5 {
+            w.status(status(i));
+        }
+        assert_eq!(w.dropped(), 3);
+        // A chunk waits for room instead of being dropped.
+        let chunk_writer = w.clone();
+        let chunk = tokio::spawn(async move { chunk_writer.chunk("c1".into(), Vec::new()).await });
+        tokio::task::yield_now().await;
+        assert!(!chunk.is_finished());
+        release_tx.send(()).expect("release");
+        read.await.expect("join").expect("read");
+        chunk
+            .await
+            .expect("join")
+            .expect("chunk stored once there was room");
+        let statuses = w
+            .read(|s| s.status_history("BTCUSDT", Category::Linear, 100))
+            .await
+            .expect("read")
+            .expect("history");
+        assert_eq!(statuses.len(), 2, "exactly the queued ones were written");
+        assert_eq!(w.dropped(), 3);
+        drop(w);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("join")
+            .expect("writer thread");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -201,6 +201,26 @@ impl Store {
         Ok(Store { conn, path })
     }
 
+    /// Opens the database file `path` (as [`Store::path`] names it) for reading only: no schema
+    /// statements, no writes possible (SQLite refuses them), so an HTTP reader can never change
+    /// the store or contend with the writer's schema lock.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        Ok(Store { conn, path })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
