@@ -203,3 +203,38 @@ async fn exchange_text_cannot_break_the_event_framing() {
     assert_eq!(name, "log");
     assert_eq!(data["detail"], nasty, "delivered intact as one JSON string");
 }
+
+#[tokio::test]
+async fn event_stream_clients_are_capped_and_a_closed_one_frees_its_slot() {
+    let state = ServiceState::new(&[btc()], None);
+    let app = http::router(state);
+    let mut open = Vec::new();
+    for _ in 0..http::MAX_SSE_CLIENTS {
+        open.push(Sse::open(&app, "/api/events").await);
+    }
+    let refused = app
+        .clone()
+        .oneshot(
+            Request::get("/api/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = refused
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json: Value = serde_json::from_slice(&body).expect("json error");
+    assert_eq!(json["code"], "too_many_clients", "{json}");
+    // A client that goes away gives its slot back.
+    drop(open.pop());
+    let mut again = Sse::open(&app, "/api/events").await;
+    assert_eq!(
+        again.next().await.map(|(name, _)| name).as_deref(),
+        Some("status")
+    );
+}

@@ -10,12 +10,18 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use crate::service::ServiceState;
 
-/// Equal without an early exit on the first differing byte.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Whether `given` equals `secret`, in time that depends only on `given`'s length: no early exit
+/// on the first differing byte, and no early exit on a length mismatch (which would tell an
+/// attacker the secret's length).
+pub fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        return given.is_empty();
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = u8::from(given.len() != secret.len());
+    for (i, g) in given.iter().enumerate() {
+        diff |= g ^ secret[i % secret.len()];
+    }
+    diff == 0
 }
 
 /// Whether `header` (an `Authorization` value) carries `token`.
@@ -58,4 +64,31 @@ pub async fn require_token(
         HeaderValue::from_static("Bearer realm=\"hft-connector\""),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_only_for_the_same_bytes_whatever_the_lengths() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cres", b"s3cret"));
+        // Prefixes, extensions and repetitions of the secret are all refused.
+        assert!(!constant_time_eq(b"s3c", b"s3cret"));
+        assert!(!constant_time_eq(b"s3crets3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"", b"s3cret"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        let h = |v: &'static str| HeaderValue::from_static(v);
+        assert!(bearer_matches(Some(&h("Bearer tok")), "tok"));
+        assert!(bearer_matches(Some(&h("bearer  tok ")), "tok"));
+        assert!(!bearer_matches(Some(&h("Basic tok")), "tok"));
+        assert!(!bearer_matches(Some(&h("Bearer to")), "tok"));
+        assert!(!bearer_matches(None, "tok"));
+    }
 }

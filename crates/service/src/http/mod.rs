@@ -34,13 +34,27 @@ use tokio_util::sync::CancellationToken;
 use crate::service::ServiceState;
 use error::ApiError;
 
-/// What the handlers share: the service state and the shutdown token that ends event streams.
+/// Event-stream (`GET /api/events`) clients served at once; one more is answered 503.
+pub const MAX_SSE_CLIENTS: usize = 64;
+/// Largest request body accepted (413 beyond it).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handlers share: the service state, the shutdown token that ends event streams and
+/// the event-stream client slots.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The service state.
     pub service: ServiceState,
     /// Cancelled when the server shuts down (event streams end).
     pub shutdown: CancellationToken,
+    /// Free event-stream client slots.
+    pub sse_clients: stream::ClientSlots,
+}
+
+impl FromRef<AppState> for stream::ClientSlots {
+    fn from_ref(s: &AppState) -> Self {
+        s.sse_clients.clone()
+    }
 }
 
 impl FromRef<AppState> for ServiceState {
@@ -71,6 +85,7 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
     let app = AppState {
         service: state,
         shutdown,
+        sse_clients: stream::ClientSlots::new(MAX_SSE_CLIENTS),
     };
     Router::new()
         .route("/", get(dashboard::index))
@@ -87,6 +102,7 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
         .with_state(app)
         .merge(guarded)
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(nosniff))
 }
 

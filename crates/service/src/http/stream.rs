@@ -4,18 +4,22 @@
 //! told how many events it missed (`event: lagged`, `{"type":"lagged","missed":N}`) and the
 //! stream goes on. Optional filters: `?types=status,log&symbol=BTCUSDT&category=linear`.
 //! Streams end when the router's shutdown token is cancelled, so a graceful shutdown is not held
-//! open by dashboards.
+//! open by dashboards. At most [`super::MAX_SSE_CLIENTS`] streams are served at once
+//! ([`ClientSlots`]); one more is answered 503 `too_many_clients`.
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ApiResult};
@@ -182,9 +186,46 @@ pub fn event_stream(
 pub async fn get_events(
     State(state): State<ServiceState>,
     State(shutdown): State<CancellationToken>,
+    State(slots): State<ClientSlots>,
     Query(params): Query<Params>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let filter = Filter::from_params(&params)?;
-    Ok(Sse::new(event_stream(&state, filter, shutdown))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let permit = slots.0.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_clients",
+            format!(
+                "at most {} event-stream clients are served at once; close one or poll \
+                 /api/events/recent",
+                slots.capacity()
+            ),
+        )
+    })?;
+    // The slot is held by the stream and freed when the client goes away.
+    let events = event_stream(&state, filter, shutdown).map(move |e| {
+        let _held = &permit;
+        e
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The event-stream client slots shared by every request (clones share them).
+#[derive(Debug, Clone)]
+pub struct ClientSlots(Arc<Semaphore>, usize);
+
+impl ClientSlots {
+    /// `capacity` concurrent streams.
+    pub fn new(capacity: usize) -> Self {
+        ClientSlots(Arc::new(Semaphore::new(capacity)), capacity)
+    }
+
+    /// Streams allowed at once.
+    pub fn capacity(&self) -> usize {
+        self.1
+    }
+
+    /// Streams being served now.
+    pub fn in_use(&self) -> usize {
+        self.1 - self.0.available_permits()
+    }
 }
