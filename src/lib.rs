@@ -10,7 +10,9 @@
 //! - [`backoff`]: capped, jittered reconnect delays within Bybit's connection limit.
 //! - [`feed`]: the self-healing live feed (connection state machine, heartbeat, stale detection,
 //!   resubscription, book resync, REST trade gap-fill) and its health.
-//! - [`logging`]: JSON log lines with stable event names.
+//! - [`logging`]: JSON log lines with stable event names (or human lines on a terminal).
+//! - [`terminal`]: the log format of a destination, the human line, progress bars above which log
+//!   lines are printed.
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed.
@@ -45,4 +47,5 @@ pub mod service;
 pub mod sim;
 pub mod source;
 pub mod store;
+pub mod terminal;
 pub mod worker;

@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Token required by state-changing HTTP routes.
     #[arg(long, env = "HFT_CONNECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Log format on stderr: auto (human on a terminal, JSON otherwise), json or pretty.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::terminal::LogFormat>,
 }
 
 /// The HTTP routes the service serves: status API, metrics, event stream and dashboard.
@@ -64,7 +67,6 @@ pub fn routes(
 
 /// Runs the service until Ctrl-C / SIGTERM.
 pub fn main(args: RunArgs) -> ExitCode {
-    crate::logging::init_json();
     let cfg = match crate::config::ServiceConfig::load(&args, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -72,6 +74,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::logging::init(cfg.log.format());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -80,7 +83,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match serve(cfg).await {
+        let result = serve(cfg).await;
+        crate::terminal::bars::clear();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(event = "service_failed", error = %e);

@@ -41,6 +41,15 @@ pub struct SimulateArgs {
     /// Latency (ms) added to every WebSocket frame, like the network to a remote exchange.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Log format on stderr: auto (human on a terminal, JSON otherwise), json or pretty.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        env = "HFT_CONNECTOR_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    pub log_format: crate::terminal::LogFormat,
 }
 
 fn parse_symbol(s: &str) -> Result<String, String> {
@@ -82,6 +91,7 @@ impl SimulateArgs {
 
 /// Runs the simulator in the foreground.
 pub fn main(args: SimulateArgs) -> ExitCode {
+    crate::logging::init(args.log_format);
     let cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
@@ -117,12 +127,13 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             println!("  websocket {}", handle.ws_url(*c));
         }
         println!("  rest      {}", handle.rest_url());
+        tracing::info!(event = "simulator_listening", addr = %handle.addr(), symbols = %cfg.symbols.join(","), categories = %cats.join(","), rate = cfg.rate, seed = cfg.seed);
         println!(
             "  control   {}/sim/{{stats,journal,book,fault}}",
             handle.rest_url()
         );
         wait_for_signal().await;
-        eprintln!("hft-connector simulate: shutting down");
+        tracing::info!(event = "simulator_stopping", reason = "signal");
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
