@@ -4,4 +4,5 @@ pub mod decode;
 pub mod demo;
 pub mod run;
 pub mod simulate;
+pub mod status;
 pub mod worker;
