@@ -382,6 +382,7 @@ async fn run(args: StatusArgs, client: reqwest::Client) -> u8 {
     } else {
         (None, None)
     };
+    let mut first = true;
     loop {
         let result = fetch(&client, &base).await;
         let code = match &result {
@@ -396,7 +397,9 @@ async fn run(args: StatusArgs, client: reqwest::Client) -> u8 {
         let mut out = std::io::stdout().lock();
         if args.watch && tty && !args.json {
             // Home, each line erased to its end, then everything below: refreshes without flicker.
-            let mut screen = String::from("\x1b[H");
+            // The first refresh starts on a cleared screen.
+            let mut screen = String::from(if first { "\x1b[2J\x1b[H" } else { "\x1b[H" });
+            first = false;
             for l in text
                 .lines()
                 .chain(result.as_ref().err().map(|e| e.to_string()).as_deref())
