@@ -1,7 +1,8 @@
 //! `hft-connector status` against running services in each feed state (Connected, Disconnected,
 //! Down), against no service and against something that is not a service: the table, `--json`,
 //! and the exit codes scripts and health checks rely on. States are reached by injecting faults in
-//! the simulator and awaited by polling the status API.
+//! the simulator and awaited by polling the status API. `--watch` on a terminal is read back
+//! through a terminal emulator (vt100).
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -243,5 +244,133 @@ async fn watch_refreshes_until_interrupted_and_keeps_the_last_code() {
     assert_eq!(status.code(), Some(EXIT_CONNECTED as i32));
     linear.stop();
     linear.wait().await.expect("stops");
+    sim.shutdown().await;
+}
+
+/// `status --watch` in a pseudo-terminal, its output fed to a terminal emulator.
+struct WatchTerm {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    parser: vt100::Parser,
+    refreshes: usize,
+}
+
+impl WatchTerm {
+    fn spawn(url: &str) -> WatchTerm {
+        use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 30,
+                cols: 160,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_hft-connector"));
+        cmd.args(["status", "--watch", "--interval", "0.1", "--url", url]);
+        cmd.env_remove("NO_COLOR");
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).expect("spawns");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("reader");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        WatchTerm {
+            child,
+            _master: pair.master,
+            rx,
+            parser: vt100::Parser::new(30, 160, 0),
+            refreshes: 0,
+        }
+    }
+
+    /// Reads until `done(screen)` holds after at least `refreshes` more refreshes.
+    fn until(&mut self, what: &str, refreshes: usize, done: impl Fn(&str) -> bool) {
+        let want = self.refreshes + refreshes;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !(self.refreshes >= want && done(&self.parser.screen().contents())) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not seen:\n{}",
+                self.parser.screen().contents()
+            );
+            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                // Each refresh starts by moving the cursor home.
+                self.refreshes += bytes.windows(3).filter(|w| w == b"\x1b[H").count();
+                self.parser.process(&bytes);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_on_a_terminal_redraws_one_table_in_place() {
+    let sim = Simulator::start(SimConfig {
+        symbols: vec!["BTCUSDT".into()],
+        categories: vec![Category::Linear],
+        rate: 50.0,
+        history_days: 1,
+        ..SimConfig::for_tests(5)
+    })
+    .await
+    .expect("simulator");
+    let linear = service(&sim, "linear", "watch-tty").await;
+    until_status(&url(&linear), "connected").await;
+    let u = url(&linear);
+    let mut term = tokio::task::spawn_blocking(move || {
+        let mut term = WatchTerm::spawn(&u);
+        term.until("a few refreshes of a connected feed", 4, |s| {
+            s.contains("1 feed: 1 connected")
+        });
+        term
+    })
+    .await
+    .expect("joined");
+    let screen = term.parser.screen().clone();
+    let contents = screen.contents();
+    assert_eq!(
+        contents.matches("SYMBOL").count(),
+        1,
+        "one table, redrawn in place:\n{contents}"
+    );
+    let (row, text) = screen
+        .rows(0, 160)
+        .enumerate()
+        .find(|(_, r)| r.starts_with("BTCUSDT"))
+        .expect("the feed's row");
+    let col = text.find("connected").expect("its status") as u16;
+    assert_eq!(
+        screen.cell(row as u16, col).expect("cell").fgcolor(),
+        vt100::Color::Idx(2),
+        "connected is green on a terminal"
+    );
+
+    // The service goes away: the table gives way to the message, and the code is 3.
+    linear.stop();
+    linear.wait().await.expect("stops");
+    let code = tokio::task::spawn_blocking(move || {
+        term.until("the no-service message in place of the table", 2, |s| {
+            s.contains("no service answers") && !s.contains("SYMBOL")
+        });
+        let pid = term.child.process_id().expect("pid") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("signal");
+        let status = term.child.wait().expect("exits");
+        status.exit_code()
+    })
+    .await
+    .expect("joined");
+    assert_eq!(code, EXIT_NO_SERVICE as u32, "the last refresh's code");
     sim.shutdown().await;
 }
