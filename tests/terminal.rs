@@ -490,3 +490,40 @@ fn a_bad_log_format_fails_fast_naming_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn simulate_takes_the_log_format_from_the_flag_or_the_environment() {
+    let args: Vec<String> = [
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let lines = piped(&args, &[], "simulator_listening");
+    let line = lines
+        .iter()
+        .find(|l| l.contains("simulator_listening"))
+        .expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+    assert_eq!(v["event"], "simulator_listening");
+    assert!(v["addr"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"event\":\"simulator_stopping\"")));
+
+    let lines = piped(
+        &args[..3],
+        &[("HFT_CONNECTOR_LOG_FORMAT", "pretty")],
+        "simulator_listening",
+    );
+    let line = lines
+        .iter()
+        .find(|l| l.contains("simulator_listening"))
+        .expect("listening line");
+    assert!(log_line().is_match(line), "{line:?}");
+}

@@ -127,29 +127,36 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             println!("  websocket {}", handle.ws_url(*c));
         }
         println!("  rest      {}", handle.rest_url());
-        tracing::info!(event = "simulator_listening", addr = %handle.addr(), symbols = %cfg.symbols.join(","), categories = %cats.join(","), rate = cfg.rate, seed = cfg.seed);
         println!(
             "  control   {}/sim/{{stats,journal,book,fault}}",
             handle.rest_url()
         );
-        wait_for_signal().await;
+        let stop = wait_for_signal();
+        tracing::info!(event = "simulator_listening", addr = %handle.addr(), symbols = %cfg.symbols.join(","), categories = %cats.join(","), rate = cfg.rate, seed = cfg.seed);
+        stop.await;
         tracing::info!(event = "simulator_stopping", reason = "signal");
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// Listens for Ctrl-C and SIGTERM from the call on (so a signal right after `simulator_listening`
+/// is not missed); the future ends at the first.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
             }
-            return;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
