@@ -24,6 +24,13 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// Removes the data directories of these services.
+fn cleanup(names: &[&str]) {
+    for n in names {
+        let _ = std::fs::remove_dir_all(tmp(n));
+    }
+}
+
 /// A service for one category; a dropped connection waits a long time before reconnecting, so
 /// the state a fault causes stays put while `status` looks at it.
 async fn service(sim: &SimHandle, category: &str, name: &str) -> Running {
@@ -193,6 +200,7 @@ async fn status_reports_each_state_with_its_exit_code() {
     spot.stop();
     spot.wait().await.expect("stops");
     sim.shutdown().await;
+    cleanup(&["linear", "spot"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,6 +253,7 @@ async fn watch_refreshes_until_interrupted_and_keeps_the_last_code() {
     linear.stop();
     linear.wait().await.expect("stops");
     sim.shutdown().await;
+    cleanup(&["watch"]);
 }
 
 /// `status --watch` in a pseudo-terminal, its output fed to a terminal emulator.
@@ -373,4 +382,5 @@ async fn watch_on_a_terminal_redraws_one_table_in_place() {
     .expect("joined");
     assert_eq!(code, EXIT_NO_SERVICE as u32, "the last refresh's code");
     sim.shutdown().await;
+    cleanup(&["watch-tty"]);
 }

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod status_table;
 pub mod worker;
