@@ -7,17 +7,20 @@
 //! - `hft-feed` ([`feed`], [`worker`], [`source`]): the self-healing live feed and worker-process
 //!   isolation, on tokio.
 //! - `hft-sim` ([`sim`]): the Bybit V5 simulator with ground truth and fault injection (a testkit).
-//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`]): the `run` service.
-//! - this crate: [`cli`] (one module per subcommand) and [`logging`] (JSON log lines with stable
-//!   event names). Nothing else imports it.
+//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`]): the
+//!   `run` service.
+//! - this crate: [`cli`] (one module per subcommand), [`logging`] (JSON log lines with stable
+//!   event names, or human lines on a terminal) and [`pretty`] (the human line). Nothing else
+//!   imports it.
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
 pub use hft_feed::{feed, source, worker};
-pub use hft_service::{app, budget, config, http, service, store};
+pub use hft_service::{app, budget, config, http, service, store, terminal};
 pub use hft_sim as sim;
 
 pub mod cli;
 pub mod logging;
+pub mod pretty;
 
 // The README's Rust example is compiled as a doc test, so the front page cannot rot.
 #[doc = include_str!("../README.md")]

@@ -32,6 +32,9 @@ enum Command {
     Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
     Simulate(hft_connector::cli::simulate::SimulateArgs),
+    /// Show a running service's feeds (exit 0 when all are connected, 1 when not, 3 when no
+    /// service answers, 4 when the answer is not a status).
+    Status(hft_connector::cli::status::StatusArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => hft_connector::cli::demo::main(args),
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
+        Command::Status(args) => hft_connector::cli::status::main(args),
         Command::Worker(args) => hft_connector::cli::worker::main(args),
     }
 }

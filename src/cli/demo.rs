@@ -28,6 +28,21 @@ pub struct DemoArgs {
     /// Where each connection runs.
     #[arg(long, value_name = "process|in-process", default_value = "process")]
     pub isolation: Isolation,
+    /// Format of the demo's log file: auto (JSON: a file is not a terminal), json or pretty.
+    #[arg(
+        long,
+        value_name = "auto|json|pretty",
+        env = "HFT_CONNECTOR_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    pub log_format: crate::terminal::LogFormat,
+}
+
+/// Prints a line of the demo's narration on stdout, above the backfill bars.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::terminal::bars::suspend(|| println!($($arg)*))
+    };
 }
 
 /// One step of the fault tour: what is injected and what to watch.
@@ -82,7 +97,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::logging::init_json_to(std::sync::Mutex::new(log));
+    crate::logging::init_to(args.log_format, std::sync::Mutex::new(log));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -136,16 +151,23 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
     cfg.backfill.window_s = 1.0;
     let running = crate::cli::run::start_service(cfg).await?;
     let url = format!("http://{}/", running.addr);
-    println!("hft-connector demo");
-    println!("  dashboard:  {url}");
-    println!(
+    say!("hft-connector demo");
+    say!("  dashboard:  {url}");
+    say!(
         "  simulator:  ws://{}/v5/public/{{linear,spot}}  (faults: POST http://{}/sim/fault)",
         sim.addr(),
         sim.addr()
     );
-    println!("  logs:       {} (JSON lines)", log_path.display());
-    println!("  status API: {url}api/status   metrics: {url}metrics");
-    println!("Watch the backfill bars fill (X/Y chunks), then a fault every {:.0} s. Ctrl-C stops everything.", args.fault_every);
+    say!(
+        "  logs:       {} ({})",
+        log_path.display(),
+        match args.log_format.resolve(false) {
+            crate::terminal::LogFormat::Pretty => "human lines",
+            _ => "JSON lines",
+        }
+    );
+    say!("  status API: {url}api/status   metrics: {url}metrics   or: hft-connector status --url {url} --watch");
+    say!("Watch the backfill bars fill (X/Y chunks), then a fault every {:.0} s. Ctrl-C stops everything.", args.fault_every);
     let steps = tour();
     let every = Duration::from_secs_f64(args.fault_every.max(1.0));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -159,16 +181,17 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
                 i += 1;
                 for f in &step.faults {
                     let r = sim.inject(f.clone());
-                    println!("[fault {i}] {} ({})", r.kind, r.detail);
+                    say!("[fault {i}] {} ({})", r.kind, r.detail);
                 }
-                println!("           watch: {}", step.watch);
+                say!("           watch: {}", step.watch);
             }
         }
     }
-    println!("stopping...");
+    say!("stopping...");
     running.stop();
     running.wait().await?;
     sim.shutdown().await;
+    crate::terminal::bars::clear();
     println!("stopped cleanly");
     Ok(())
 }

@@ -46,11 +46,13 @@ pub struct RunArgs {
     /// Token required by state-changing HTTP routes.
     #[arg(long, env = "HFT_CONNECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Log format on stderr: auto (human on a terminal, JSON otherwise), json or pretty.
+    #[arg(long, value_name = "auto|json|pretty")]
+    pub log_format: Option<crate::terminal::LogFormat>,
 }
 
 /// Runs the service until Ctrl-C / SIGTERM.
 pub fn main(args: RunArgs) -> ExitCode {
-    crate::logging::init_json();
     let cfg = match crate::config::ServiceConfig::load(&args.overrides(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -58,6 +60,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    crate::logging::init(cfg.log.format());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -66,7 +69,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        match serve(cfg).await {
+        let result = serve(cfg).await;
+        crate::terminal::bars::clear();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(event = "service_failed", error = %e);
@@ -92,6 +97,7 @@ impl RunArgs {
             isolation: self.isolation,
             backfill_days: self.backfill_days,
             token: self.token.clone(),
+            log_format: self.log_format,
         }
     }
 }

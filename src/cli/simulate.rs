@@ -41,6 +41,14 @@ pub struct SimulateArgs {
     /// Latency (ms) added to every WebSocket frame, like the network to a remote exchange.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Log format on stderr: auto (human on a terminal, JSON otherwise), json or pretty.
+    #[arg(
+        long,
+        value_name = "auto|json|pretty",
+        env = "HFT_CONNECTOR_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    pub log_format: crate::terminal::LogFormat,
 }
 
 fn parse_symbol(s: &str) -> Result<String, String> {
@@ -82,6 +90,7 @@ impl SimulateArgs {
 
 /// Runs the simulator in the foreground.
 pub fn main(args: SimulateArgs) -> ExitCode {
+    crate::logging::init(args.log_format);
     let cfg = match args.config() {
         Ok(c) => c,
         Err(e) => {
@@ -121,24 +130,32 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             "  control   {}/sim/{{stats,journal,book,fault}}",
             handle.rest_url()
         );
-        wait_for_signal().await;
-        eprintln!("hft-connector simulate: shutting down");
+        let stop = wait_for_signal();
+        tracing::info!(event = "simulator_listening", addr = %handle.addr(), symbols = %cfg.symbols.join(","), categories = %cats.join(","), rate = cfg.rate, seed = cfg.seed);
+        stop.await;
+        tracing::info!(event = "simulator_stopping", reason = "signal");
         handle.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// Listens for Ctrl-C and SIGTERM from the call on (so a signal right after `simulator_listening`
+/// is not missed); the future ends at the first.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
             }
-            return;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

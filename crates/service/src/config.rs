@@ -1,7 +1,7 @@
 //! Service configuration: one TOML file (`[feed]`, `[health]`, `[heartbeat]`, `[reconnect]`,
-//! `[backfill]`, `[store]`, `[http]`, `[service]`), overridden by `HFT_CONNECTOR_<SECTION>_<KEY>`
-//! environment variables, overridden by command-line flags; validated once, with errors naming the
-//! field and why.
+//! `[backfill]`, `[store]`, `[http]`, `[service]`, `[log]`), overridden by
+//! `HFT_CONNECTOR_<SECTION>_<KEY>` environment variables, overridden by command-line flags;
+//! validated once, with errors naming the field and why.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use crate::feed::config::{
 };
 use crate::protocol::topic::{valid_interval, Category};
 use crate::source::Isolation;
+use crate::terminal::{LogFormat, LogSection};
 
 /// Values that override the file and the environment (the command line's flags, or a program's
 /// own settings). `None` leaves the configured value.
@@ -40,6 +41,8 @@ pub struct Overrides {
     pub backfill_days: Option<f64>,
     /// `http.token`.
     pub token: Option<String>,
+    /// `log.format`.
+    pub log_format: Option<LogFormat>,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -159,9 +162,11 @@ pub struct ServiceConfig {
     pub http: HttpSection,
     /// `[service]`
     pub service: ServiceSection,
+    /// `[log]`
+    pub log: LogSection,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "feed",
     "health",
     "heartbeat",
@@ -170,10 +175,11 @@ const SECTIONS: [&str; 8] = [
     "store",
     "http",
     "service",
+    "log",
 ];
 const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 9] = [
     "interval",
     "ws_url",
     "rest_url",
@@ -182,6 +188,7 @@ const TEXT_KEYS: [&str; 8] = [
     "token",
     "data_dir",
     "isolation",
+    "format",
 ];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
@@ -285,6 +292,9 @@ impl ServiceConfig {
         }
         if let Some(t) = &a.token {
             self.http.token = Some(t.clone());
+        }
+        if let Some(f) = a.log_format {
+            self.log.format = f.as_str().into();
         }
         Ok(())
     }
@@ -399,6 +409,7 @@ impl ServiceConfig {
         if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(bad("http.token", "must be at least 8 characters"));
         }
+        self.log.validate().map_err(|e| bad("log.format", e))?;
         Ok(())
     }
 }
@@ -517,6 +528,7 @@ mod tests {
                 "health.stale_after_s",
             ),
             (vec![("HFT_CONNECTOR_FEED_NOPE", "1")], "config"),
+            (vec![("HFT_CONNECTOR_LOG_FORMAT", "xml")], "log.format"),
         ];
         for (env, field) in cases {
             let env: Vec<(String, String)> =
@@ -534,5 +546,34 @@ mod tests {
         a.config = Some(PathBuf::from("/nonexistent/hft.toml"));
         let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/hft.toml"), "{e}");
+    }
+
+    #[test]
+    fn log_format_from_file_then_env_then_flag() {
+        use crate::terminal::LogFormat;
+        assert_eq!(
+            ServiceConfig::load(&args(), Vec::new())
+                .unwrap()
+                .log
+                .format(),
+            LogFormat::Auto
+        );
+        let dir = std::env::temp_dir().join(format!("hftc-config-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[log]\nformat = \"json\"\n").unwrap();
+        let mut a = args();
+        a.config = Some(path);
+        assert_eq!(
+            ServiceConfig::load(&a, Vec::new()).unwrap().log.format(),
+            LogFormat::Json
+        );
+        let env = vec![("HFT_CONNECTOR_LOG_FORMAT".to_string(), "pretty".to_string())];
+        let c = ServiceConfig::load(&a, env.clone()).unwrap();
+        assert_eq!(c.log.format(), LogFormat::Pretty, "env beats file");
+        a.log_format = Some(LogFormat::Auto);
+        let c = ServiceConfig::load(&a, env).unwrap();
+        assert_eq!(c.log.format(), LogFormat::Auto, "flag beats env");
+        std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -9,6 +9,7 @@
 //!   guard and the embedded dashboard.
 //! - [`store`]: the embedded SQLite store (WAL): candles, recent trades, backfill chunks, status.
 //! - [`budget`]: the async REST request budget shared by every fetcher.
+//! - [`terminal`]: the log format per destination and the progress bars log lines print above.
 //!
 //! # Example
 //! ```no_run
@@ -30,3 +31,4 @@ pub mod config;
 pub mod http;
 pub mod service;
 pub mod store;
+pub mod terminal;

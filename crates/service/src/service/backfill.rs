@@ -1,12 +1,11 @@
 //! Kline backfill: plans chunks per symbol, skips chunks already stored, fetches concurrently within
 //! one shared REST budget, retries by the policy (429 / 5xx / timeouts back off; 403 pauses every
 //! request), stores each chunk atomically, and reports progress (`backfill_progress` logs, the
-//! status API, and a progress bar when stderr is a terminal).
+//! status API, and a progress bar when stderr is a terminal, drawn below the log lines).
 
 use std::collections::HashSet;
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -128,21 +127,6 @@ pub fn stored(job: &Job, interval_ms: u64, candles: &[Candle], as_of: u64) -> Ve
         .collect()
 }
 
-fn progress_bar(total: u64, done: u64, label: &str) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_position(done);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} chunks {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    Some(bar)
-}
-
 fn publish(state: &ServiceState, key: &FeedKey, p: &BackfillProgress) {
     let status = BackfillStatus::from(p);
     state.update_status(key, |s| {
@@ -197,7 +181,8 @@ pub async fn run_job(
     progress.start();
     publish(&state, &key, &progress);
     tracing::info!(event = "backfill_progress", symbol = %job.symbol, category = %job.category, done = progress.done, total, resumed = progress.done > 0);
-    let bar = progress_bar(
+    let started = Instant::now();
+    let bar = crate::terminal::bars::backfill_bar(
         total,
         progress.done,
         &format!("{} {}", job.category, job.symbol),
@@ -241,7 +226,7 @@ pub async fn run_job(
                 progress.fail(e.to_string());
                 publish(&state, &key, &progress);
                 if let Some(b) = &bar {
-                    b.abandon();
+                    crate::terminal::bars::finish(b);
                 }
                 tracing::error!(event = "backfill_failed", symbol = %job.symbol, category = %job.category, error = %e);
                 state.push_event(LogEvent {
@@ -257,7 +242,7 @@ pub async fn run_job(
         }
     }
     if let Some(b) = &bar {
-        b.finish();
+        crate::terminal::bars::finish(b);
     }
     state.push_event(LogEvent {
         timestamp: iso_time(unix_ms()).unwrap_or_default(),
@@ -267,6 +252,6 @@ pub async fn run_job(
         symbol: Some(job.symbol.clone()),
         detail: format!("{}/{} chunks", progress.done, progress.total),
     });
-    tracing::info!(event = "backfill_done", symbol = %job.symbol, category = %job.category, done = progress.done, total);
+    tracing::info!(event = "backfill_done", symbol = %job.symbol, category = %job.category, done = progress.done, total, elapsed_s = started.elapsed().as_secs_f64());
     Ok(progress)
 }
