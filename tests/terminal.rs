@@ -327,6 +327,51 @@ fn backfill_bars_stay_below_the_log_lines_and_are_never_torn() {
     rt.block_on(sim.shutdown());
 }
 
+#[test]
+fn ctrl_c_during_the_backfill_leaves_no_bar_behind() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = start_sim(&rt);
+    let data = tmp("bars-stop");
+    let mut args = run_args(&sim, &data, 0.5);
+    args.extend(["--isolation".into(), "in-process".into()]);
+    // One request a second: the backfill is still running when Ctrl-C comes.
+    let env = [
+        ("HFT_CONNECTOR_BACKFILL_CHUNK_LIMIT", "60"),
+        ("HFT_CONNECTOR_BACKFILL_REQUESTS_PER_WINDOW", "1"),
+        ("HFT_CONNECTOR_BACKFILL_WINDOW_S", "1"),
+    ];
+    let mut term = Term::spawn(&args, &env);
+    term.until(
+        "both bars",
+        Duration::from_secs(30),
+        |s| {
+            check_screen(s);
+        },
+        |s| check_screen(s).bar_rows.len() == 2,
+    );
+    assert_eq!(
+        term.interrupt(|s| {
+            check_screen(s);
+        }),
+        0
+    );
+    let seen = check_screen(term.parser.screen());
+    assert!(
+        seen.bar_rows.is_empty(),
+        "{}",
+        term.parser.screen().contents()
+    );
+    let lines = term.lines();
+    for l in &lines {
+        assert!(log_line().is_match(l), "not a human log line: {l:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("service_stopping")),
+        "{lines:#?}"
+    );
+    rt.block_on(sim.shutdown());
+}
+
 /// The level's cell on the first row showing `event`.
 fn level_colour(screen: &vt100::Screen, event: &str) -> vt100::Color {
     let (row, text) = screen
