@@ -32,8 +32,10 @@ enum Command {
     Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
     Simulate(hft_connector::cli::simulate::SimulateArgs),
-    /// Show a running service's feeds (exit 0 when all are connected, 1 when not, 3 when no
-    /// service answers, 4 when the answer is not a status).
+    /// Show a running service's feeds: a table, or JSON; --watch refreshes in place.
+    ///
+    /// Exit code: 0 when every feed is connected, 1 when one is not, 3 when no service answers,
+    /// 4 when the answer is not a service status.
     Status(hft_connector::cli::status::StatusArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]

@@ -18,6 +18,10 @@ use hft_connector::protocol::Category;
 use hft_connector::service::runner::{start, Running};
 use hft_connector::sim::{FaultKind, FaultRequest, SimConfig, SimHandle, Simulator};
 
+mod pty_common;
+
+use pty_common::Term;
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hftc-status-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -256,70 +260,6 @@ async fn watch_refreshes_until_interrupted_and_keeps_the_last_code() {
     cleanup(&["watch"]);
 }
 
-/// `status --watch` in a pseudo-terminal, its output fed to a terminal emulator.
-struct WatchTerm {
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    _master: Box<dyn portable_pty::MasterPty + Send>,
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    parser: vt100::Parser,
-    refreshes: usize,
-}
-
-impl WatchTerm {
-    fn spawn(url: &str) -> WatchTerm {
-        use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: 30,
-                cols: 160,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("a pty");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_hft-connector"));
-        cmd.args(["status", "--watch", "--interval", "0.1", "--url", url]);
-        cmd.env_remove("NO_COLOR");
-        cmd.env("TERM", "xterm-256color");
-        let child = pair.slave.spawn_command(cmd).expect("spawns");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("reader");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        WatchTerm {
-            child,
-            _master: pair.master,
-            rx,
-            parser: vt100::Parser::new(30, 160, 0),
-            refreshes: 0,
-        }
-    }
-
-    /// Reads until `done(screen)` holds after at least `refreshes` more refreshes.
-    fn until(&mut self, what: &str, refreshes: usize, done: impl Fn(&str) -> bool) {
-        let want = self.refreshes + refreshes;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !(self.refreshes >= want && done(&self.parser.screen().contents())) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what}: not seen:\n{}",
-                self.parser.screen().contents()
-            );
-            if let Ok(bytes) = self.rx.recv_timeout(Duration::from_millis(100)) {
-                // Each refresh starts by moving the cursor home.
-                self.refreshes += bytes.windows(3).filter(|w| w == b"\x1b[H").count();
-                self.parser.process(&bytes);
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_on_a_terminal_redraws_one_table_in_place() {
     let sim = Simulator::start(SimConfig {
@@ -335,10 +275,14 @@ async fn watch_on_a_terminal_redraws_one_table_in_place() {
     until_status(&url(&linear), "connected").await;
     let u = url(&linear);
     let mut term = tokio::task::spawn_blocking(move || {
-        let mut term = WatchTerm::spawn(&u);
-        term.until("a few refreshes of a connected feed", 4, |s| {
-            s.contains("1 feed: 1 connected")
-        });
+        let args = ["status", "--watch", "--interval", "0.1", "--url", &u].map(String::from);
+        let mut term = Term::spawn(&args, &[], 30, 160);
+        term.until(
+            "a few refreshes of a connected feed",
+            Duration::from_secs(30),
+            |_| {},
+            |s, homes| homes >= 4 && s.contents().contains("1 feed: 1 connected"),
+        );
         term
     })
     .await
@@ -366,17 +310,18 @@ async fn watch_on_a_terminal_redraws_one_table_in_place() {
     linear.stop();
     linear.wait().await.expect("stops");
     let code = tokio::task::spawn_blocking(move || {
-        term.until("the no-service message in place of the table", 2, |s| {
-            s.contains("no service answers") && !s.contains("SYMBOL")
-        });
-        let pid = term.child.process_id().expect("pid") as i32;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .expect("signal");
-        let status = term.child.wait().expect("exits");
-        status.exit_code()
+        let seen = term.homes;
+        term.until(
+            "the no-service message in place of the table",
+            Duration::from_secs(30),
+            |_| {},
+            |s, homes| {
+                homes >= seen + 2
+                    && s.contents().contains("no service answers")
+                    && !s.contents().contains("SYMBOL")
+            },
+        );
+        term.interrupt(|_| {})
     })
     .await
     .expect("joined");

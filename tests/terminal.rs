@@ -3,7 +3,7 @@
 //! or when piped (unchanged, per-chunk `backfill_progress` included), and backfill bars that stay
 //! below the log lines and are never torn by one, on every screen seen, not only the last.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, LazyLock};
@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
 use regex::Regex;
 
 use hft_connector::protocol::Category;
 use hft_connector::sim::{FaultKind, FaultRequest, SimConfig, SimHandle, Simulator};
 
+mod pty_common;
+
+use pty_common::{Term, BIN, CLEARED};
+
 const ROWS: u16 = 200;
 const COLS: u16 = 220;
-const BIN: &str = env!("CARGO_BIN_EXE_hft-connector");
 
 /// A scratch directory, removed when dropped.
 struct Scratch(PathBuf);
@@ -77,117 +79,6 @@ fn run_args(sim: &SimHandle, data: &std::path::Path, days: f64) -> Vec<String> {
     .map(|s| s.to_string())
     .chain([data.display().to_string()])
     .collect()
-}
-
-/// Environment variables of the test's own environment that would change the outcome.
-const CLEARED: [&str; 4] = [
-    "NO_COLOR",
-    "RUST_LOG",
-    "HFT_CONNECTOR_LOG_FORMAT",
-    "CLICOLOR_FORCE",
-];
-
-/// A command running in a pseudo-terminal, its output fed to a terminal emulator.
-struct Term {
-    child: Box<dyn Child + Send + Sync>,
-    _master: Box<dyn MasterPty + Send>,
-    rx: mpsc::Receiver<Vec<u8>>,
-    parser: vt100::Parser,
-    eof: bool,
-}
-
-impl Term {
-    fn spawn(args: &[String], env: &[(&str, &str)]) -> Term {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: ROWS,
-                cols: COLS,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("a pty");
-        let mut cmd = CommandBuilder::new(BIN);
-        cmd.args(args);
-        for k in CLEARED {
-            cmd.env_remove(k);
-        }
-        cmd.env("TERM", "xterm-256color");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = pair.slave.spawn_command(cmd).expect("spawns in the pty");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // EOF or EIO once the child and its terminal are gone.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Term {
-            child,
-            _master: pair.master,
-            rx,
-            parser: vt100::Parser::new(ROWS, COLS, 0),
-            eof: false,
-        }
-    }
-
-    /// Feeds output to the emulator until `done(screen)` holds, calling `each` on every screen.
-    fn until(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut each: impl FnMut(&vt100::Screen),
-        mut done: impl FnMut(&vt100::Screen) -> bool,
-    ) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if done(self.parser.screen()) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline && !self.eof,
-                "{what}: not seen; the screen:\n{}",
-                self.parser.screen().contents()
-            );
-            match self.rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(bytes) => {
-                    self.parser.process(&bytes);
-                    each(self.parser.screen());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => self.eof = true,
-            }
-        }
-    }
-
-    /// SIGINT (as Ctrl-C would send), then the rest of the output and the exit code.
-    fn interrupt(&mut self, mut each: impl FnMut(&vt100::Screen)) -> u32 {
-        let pid = self.child.process_id().expect("pid");
-        kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("signal");
-        let status = self.child.wait().expect("exit status");
-        // The reader ends once the terminal has nothing more to give.
-        while let Ok(bytes) = self.rx.recv_timeout(Duration::from_secs(10)) {
-            self.parser.process(&bytes);
-            each(self.parser.screen());
-        }
-        status.exit_code()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.parser
-            .screen()
-            .contents()
-            .lines()
-            .map(|l| l.trim_end().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    }
 }
 
 /// A human log line: `08:43:12.345Z  INFO event key=value ...`.
@@ -260,6 +151,8 @@ fn backfill_bars_stay_below_the_log_lines_and_are_never_torn() {
             ("HFT_CONNECTOR_BACKFILL_REQUESTS_PER_WINDOW", "4"),
             ("HFT_CONNECTOR_BACKFILL_WINDOW_S", "1"),
         ],
+        ROWS,
+        COLS,
     );
     let mut injected = false;
     let mut lines_while_bars = None::<usize>;
@@ -284,13 +177,13 @@ fn backfill_bars_stay_below_the_log_lines_and_are_never_torn() {
         "a backfill_done line per symbol",
         Duration::from_secs(90),
         &mut each,
-        |s| s.contents().matches("backfill_done").count() == 2,
+        |s, _| s.contents().matches("backfill_done").count() == 2,
     );
     term.until(
         "the bars cleared",
         Duration::from_secs(10),
         &mut each,
-        |s| !s.contents().contains(" chunks "),
+        |s, _| !s.contents().contains(" chunks "),
     );
     let code = term.interrupt(&mut each);
     assert!(injected, "bars were shown");
@@ -327,6 +220,51 @@ fn backfill_bars_stay_below_the_log_lines_and_are_never_torn() {
     rt.block_on(sim.shutdown());
 }
 
+#[test]
+fn ctrl_c_during_the_backfill_leaves_no_bar_behind() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = start_sim(&rt);
+    let data = tmp("bars-stop");
+    let mut args = run_args(&sim, &data, 0.5);
+    args.extend(["--isolation".into(), "in-process".into()]);
+    // One request a second: the backfill is still running when Ctrl-C comes.
+    let env = [
+        ("HFT_CONNECTOR_BACKFILL_CHUNK_LIMIT", "60"),
+        ("HFT_CONNECTOR_BACKFILL_REQUESTS_PER_WINDOW", "1"),
+        ("HFT_CONNECTOR_BACKFILL_WINDOW_S", "1"),
+    ];
+    let mut term = Term::spawn(&args, &env, ROWS, COLS);
+    term.until(
+        "both bars",
+        Duration::from_secs(30),
+        |s| {
+            check_screen(s);
+        },
+        |s, _| check_screen(s).bar_rows.len() == 2,
+    );
+    assert_eq!(
+        term.interrupt(|s| {
+            check_screen(s);
+        }),
+        0
+    );
+    let seen = check_screen(term.parser.screen());
+    assert!(
+        seen.bar_rows.is_empty(),
+        "{}",
+        term.parser.screen().contents()
+    );
+    let lines = term.lines();
+    for l in &lines {
+        assert!(log_line().is_match(l), "not a human log line: {l:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("service_stopping")),
+        "{lines:#?}"
+    );
+    rt.block_on(sim.shutdown());
+}
+
 /// The level's cell on the first row showing `event`.
 fn level_colour(screen: &vt100::Screen, event: &str) -> vt100::Color {
     let (row, text) = screen
@@ -347,12 +285,12 @@ fn auto_on_a_terminal_is_human_and_coloured_unless_no_color() {
         let mut args = run_args(&sim, &data, 0.0);
         args.extend(["--isolation".into(), "in-process".into()]);
         let env: &[(&str, &str)] = if no_color { &[("NO_COLOR", "1")] } else { &[] };
-        let mut term = Term::spawn(&args, env);
+        let mut term = Term::spawn(&args, env, ROWS, COLS);
         term.until(
             "both symbols connected",
             Duration::from_secs(30),
             |_| {},
-            |s| s.contents().matches("bybit_connector_connected").count() == 2,
+            |s, _| s.contents().matches("bybit_connector_connected").count() == 2,
         );
         let colour = level_colour(term.parser.screen(), "http_listening");
         assert_eq!(term.interrupt(|_| {}), 0);
@@ -396,12 +334,12 @@ fn json_on_a_terminal_from_the_flag_or_the_config_file() {
     ] {
         let mut args = args;
         args.extend(["--isolation".into(), "in-process".into()]);
-        let mut term = Term::spawn(&args, &env);
+        let mut term = Term::spawn(&args, &env, ROWS, COLS);
         term.until(
             "connected",
             Duration::from_secs(30),
             |_| {},
-            |s| s.contents().contains("bybit_connector_connected"),
+            |s, _| s.contents().contains("bybit_connector_connected"),
         );
         assert_eq!(term.interrupt(|_| {}), 0);
         for l in term.lines() {

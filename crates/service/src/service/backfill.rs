@@ -225,9 +225,7 @@ pub async fn run_job(
                 tasks.abort_all();
                 progress.fail(e.to_string());
                 publish(&state, &key, &progress);
-                if let Some(b) = &bar {
-                    crate::terminal::bars::finish(b);
-                }
+                drop(bar);
                 tracing::error!(event = "backfill_failed", symbol = %job.symbol, category = %job.category, error = %e);
                 state.push_event(LogEvent {
                     timestamp: iso_time(unix_ms()).unwrap_or_default(),
@@ -241,9 +239,7 @@ pub async fn run_job(
             }
         }
     }
-    if let Some(b) = &bar {
-        crate::terminal::bars::finish(b);
-    }
+    drop(bar);
     state.push_event(LogEvent {
         timestamp: iso_time(unix_ms()).unwrap_or_default(),
         level: "INFO".into(),

@@ -27,9 +27,28 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
     BARS.suspend(f)
 }
 
+/// A live bar; dropping it (finished, failed, or its task aborted on shutdown) removes it from the
+/// screen, so no stale bar is left between the log lines.
+#[derive(Debug)]
+pub struct LiveBar(ProgressBar);
+
+impl LiveBar {
+    /// Chunks done so far.
+    pub fn set_position(&self, done: u64) {
+        self.0.set_position(done);
+    }
+}
+
+impl Drop for LiveBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+        BARS.remove(&self.0);
+    }
+}
+
 /// A bar for one symbol's backfill (`total` chunks, `done` already stored), or `None` when
-/// stderr is not a terminal. Finish it with [`finish`].
-pub fn backfill_bar(total: u64, done: u64, label: &str) -> Option<ProgressBar> {
+/// stderr is not a terminal. Drop it when the backfill ends (its outcome is a log line).
+pub fn backfill_bar(total: u64, done: u64, label: &str) -> Option<LiveBar> {
     if !io::stderr().is_terminal() {
         return None;
     }
@@ -41,13 +60,7 @@ pub fn backfill_bar(total: u64, done: u64, label: &str) -> Option<ProgressBar> {
     bar.set_prefix(label.to_string());
     bar.set_position(done);
     bar.enable_steady_tick(TICK);
-    Some(bar)
-}
-
-/// Removes a bar from the screen (its outcome is reported by a log line instead).
-pub fn finish(bar: &ProgressBar) {
-    bar.finish_and_clear();
-    BARS.remove(bar);
+    Some(LiveBar(bar))
 }
 
 /// Clears every bar still drawn (e.g. on shutdown, before the last lines are printed).
