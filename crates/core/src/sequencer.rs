@@ -185,12 +185,24 @@ mod tests {
         let one = r#"[["100","1"]]"#;
         let ask = r#"[["101","1"]]"#;
         let cases: Vec<(String, &[&str], Option<Resync>)> = vec![
-            (frame("delta", 3, "[]", "[]"), &["book_awaiting_snapshot"], None),
+            (
+                frame("delta", 3, "[]", "[]"),
+                &["book_awaiting_snapshot"],
+                None,
+            ),
             (frame("snapshot", 10, one, ask), &["book"], None),
             (frame("delta", 11, "[]", "[]"), &["book"], None),
             (frame("delta", 11, "[]", "[]"), &["book_stale"], None),
-            (frame("delta", 13, "[]", "[]"), &["book_gap"], Some(Resync::Gap)),
-            (frame("delta", 14, "[]", "[]"), &["book_awaiting_snapshot"], None),
+            (
+                frame("delta", 13, "[]", "[]"),
+                &["book_gap"],
+                Some(Resync::Gap),
+            ),
+            (
+                frame("delta", 14, "[]", "[]"),
+                &["book_awaiting_snapshot"],
+                None,
+            ),
             (frame("snapshot", 20, one, ask), &["book"], None),
             (
                 frame("snapshot", 1, one, ask),
@@ -202,7 +214,11 @@ mod tests {
                 &["book_crossed"],
                 Some(Resync::Crossed),
             ),
-            (frame("delta", 3, "[]", "[]"), &["book_awaiting_snapshot"], None),
+            (
+                frame("delta", 3, "[]", "[]"),
+                &["book_awaiting_snapshot"],
+                None,
+            ),
         ];
         for (i, (text, tags, resync)) in cases.into_iter().enumerate() {
             let (got, got_resync) = run(&mut book, &text);
