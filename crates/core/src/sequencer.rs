@@ -25,10 +25,11 @@
 //! let frame = |kind: &str, u: u64, bid: &str| format!(
 //!     r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":{u},"data":{{"s":"BTCUSDT","b":[["{bid}","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}}}}"#);
 //! let mut book = OrderBook::new("BTCUSDT", 50);
-//! let Ok(Frame::Book(snapshot)) = decode(&frame("snapshot", 7, "100")) else { panic!() };
+//! let (first, second) = (frame("snapshot", 7, "100"), frame("delta", 8, "102"));
+//! let Ok(Frame::Book(snapshot)) = decode(&first) else { panic!() };
 //! let step = sequence(&mut book, &snapshot);
 //! assert!(step.resync().is_none());
-//! let Ok(Frame::Book(crossing)) = decode(&frame("delta", 8, "102")) else { panic!() };
+//! let Ok(Frame::Book(crossing)) = decode(&second) else { panic!() };
 //! let step = sequence(&mut book, &crossing);
 //! assert_eq!(step.resync(), Some(Resync::Crossed));
 //! let events: Vec<Event> = step.events(&crossing, &book, None, None, None).collect();

@@ -539,3 +539,28 @@ fn malformed_frames_are_counted_reported_and_skipped() {
     s.on_text(&trade(BTC, "a", 100), at(12), &books);
     assert_eq!(trades_of(&drain(&mut s)).len(), 1, "processing went on");
 }
+
+#[test]
+fn the_session_touches_no_io_clock_or_runtime() {
+    let sources = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("books.rs", include_str!("books.rs")),
+        ("trades.rs", include_str!("trades.rs")),
+    ];
+    for (file, src) in sources {
+        for io in [
+            "tokio",
+            "futures",
+            "tungstenite",
+            "reqwest",
+            "std::net",
+            "std::fs",
+            "SystemTime",
+            "Instant",
+            "async fn",
+            ".await",
+        ] {
+            assert!(!src.contains(io), "session/{file} uses {io}");
+        }
+    }
+}
