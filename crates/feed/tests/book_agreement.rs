@@ -1,17 +1,20 @@
 //! The normalizer (`decode`) and the live feed's session see the same book frames and must report
 //! them the same way, event for event: gaps, `u == 1` restarts, crossed books, level-1 repeats, stale
-//! and early deltas, mid-stream snapshots, and real Bybit frames.
+//! and early deltas, mid-stream snapshots, and real Bybit frames. Once through the session directly,
+//! once through a running feed over a loopback WebSocket.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use hft_core::normalized::{BookEvent, Event};
 use hft_core::normalizer::Normalizer;
 use hft_core::protocol::ws::{decode, Received};
 use hft_feed::feed::health::StaleRule;
 use hft_feed::feed::session::{Action, Books, Now, Session, SessionConfig};
-use hft_feed::feed::{FeedEvent, ResyncReason};
+use hft_feed::feed::{Feed, FeedConfig, FeedEvent, ResyncReason};
 use hft_feed::protocol::Category;
+use tokio_tungstenite::tungstenite::Message;
 
 /// What a consumer learns about a book, in either output.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,11 +167,11 @@ fn kinds(view: &[Vec<Seen>]) -> Vec<Vec<String>> {
         .collect()
 }
 
-#[test]
-fn gap_restart_crossed_stale_and_snapshot_resets_are_reported_alike() {
+/// ETHUSDT at depth 50: every book situation, in one stream.
+fn scenario() -> Vec<String> {
     let b = |kind: &str, u: u64, bids: &str| book(50, "ETHUSDT", kind, u, bids, r#"[["101","1"]]"#);
     let one = r#"[["100","1"]]"#;
-    let frames = vec![
+    vec![
         b("delta", 5, "[]"),                    // before any snapshot: dropped
         b("snapshot", 10, one),                 // the book
         b("delta", 11, r#"[["99","2"]]"#),      // contiguous
@@ -184,7 +187,12 @@ fn gap_restart_crossed_stale_and_snapshot_resets_are_reported_alike() {
         b("delta", 41, r#"[["100","0"]]"#),     // deletes the best bid
         b("snapshot", 45, r#"[["99.5","3"]]"#), // a snapshot mid-stream replaces the book
         b("delta", 46, "[]"),
-    ];
+    ]
+}
+
+#[test]
+fn gap_restart_crossed_stale_and_snapshot_resets_are_reported_alike() {
+    let frames = scenario();
     let (view, dropped) = agree(Category::Linear, "ETHUSDT", 50, &frames);
     let expected: Vec<Vec<&str>> = vec![
         vec![],
@@ -280,4 +288,101 @@ fn real_bybit_frames_are_reported_alike() {
     for (depth, frames) in by_depth {
         agree(Category::Linear, "BTCUSDT", depth, &frames);
     }
+}
+
+/// A one-connection Bybit stand-in on loopback: answers every request (acks, pongs) and sends
+/// `frames` once the first subscription is confirmed. Returns the feed's `ws_url`.
+async fn scripted_exchange(frames: Vec<String>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local address");
+    let task = tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let mut frames = Some(frames);
+        while let Some(Ok(msg)) = ws.next().await {
+            let Message::Text(text) = msg else { continue };
+            let req: serde_json::Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+            let (op, id) = (req["op"].as_str().unwrap_or(""), &req["req_id"]);
+            let reply = if op == "ping" {
+                format!(
+                    r#"{{"success":true,"ret_msg":"pong","conn_id":"c","req_id":{id},"op":"ping"}}"#
+                )
+            } else {
+                format!(
+                    r#"{{"success":true,"ret_msg":"","conn_id":"c","req_id":{id},"op":"{op}"}}"#
+                )
+            };
+            if ws.send(Message::text(reply)).await.is_err() {
+                return;
+            }
+            for frame in frames
+                .take()
+                .filter(|_| op == "subscribe")
+                .unwrap_or_default()
+            {
+                if ws.send(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (format!("ws://{addr}/v5/public"), task)
+}
+
+/// Receive times differ between a replay and a live socket; everything else must not.
+fn without_recv_time(seen: Seen) -> Seen {
+    match seen {
+        Seen::Book(mut b) => {
+            b.recv_ns = None;
+            Seen::Book(b)
+        }
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn a_running_feed_reports_what_decode_reports() {
+    let frames = scenario();
+    let (normalized, _) = normalizer_view("linear", &frames);
+    let expected: Vec<Seen> = normalized
+        .into_iter()
+        .flatten()
+        .map(without_recv_time)
+        .collect();
+    assert_eq!(expected.len(), 11, "the scenario's data and resyncs");
+    let (url, exchange) = scripted_exchange(frames).await;
+    let mut cfg = FeedConfig::new(&url, "http://127.0.0.1:9", Category::Linear, &["ETHUSDT"]);
+    cfg.feed.trades = false;
+    let mut feed = Feed::spawn(cfg).expect("a valid configuration");
+    let mut got = Vec::new();
+    while got.len() < expected.len() {
+        // A guard against a hang only; the feed answers in milliseconds.
+        let event = tokio::time::timeout(Duration::from_secs(60), feed.next())
+            .await
+            .expect("the feed keeps delivering")
+            .expect("the feed is running");
+        match event {
+            FeedEvent::Book(b) => got.push(without_recv_time(Seen::Book(Box::new(b)))),
+            FeedEvent::Resync {
+                symbol,
+                depth,
+                reason,
+            } => got.push(Seen::Resync {
+                symbol,
+                depth,
+                reason,
+            }),
+            FeedEvent::Disconnected { reason } => panic!("disconnected: {reason}"),
+            _ => {}
+        }
+    }
+    assert_eq!(got, expected);
+    feed.shutdown().await;
+    exchange.abort();
 }
