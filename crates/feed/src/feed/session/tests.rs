@@ -193,7 +193,11 @@ fn a_refused_topic_is_down_and_ends_the_connection() {
             ))),
         ]
     );
-    assert_eq!(ConnState::Refused.status(), "down", "operators see it as down");
+    assert_eq!(
+        ConnState::Refused.status(),
+        "down",
+        "operators see it as down"
+    );
     assert!(!s.is_live());
     assert_eq!(s.next_deadline(), None, "an ended connection has no timers");
     s.on_text(&trade(BTC, "t1", 1), at(2), &books);
