@@ -8,6 +8,8 @@
 //! - [`book`]: the exact L2 order book and its sequencing rules (gap, stale, reset, crossed).
 //! - [`normalized`]: the stable normalized event schema (JSON) shared by every output.
 //! - [`normalizer`]: frames in, normalized events out, one book per topic.
+//! - [`sequencer`]: what an applied book update means (events to emit, resync to do); shared by
+//!   the normalizer and the live feed.
 //! - [`candles`]: exact candles built from trades, stitched to REST's open candle.
 //! - [`backfill`]: kline backfill chunk planning (stable ids for resume), progress, retry decisions.
 //! - [`backoff`]: capped, jittered reconnect delays within Bybit's connection limit.
@@ -36,3 +38,4 @@ pub mod normalized;
 pub mod normalizer;
 pub mod protocol;
 pub mod ratelimit;
+pub mod sequencer;

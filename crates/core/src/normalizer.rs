@@ -3,12 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::book::{OrderBook, Outcome};
-use crate::normalized::{
-    AckEvent, BookCrossedEvent, BookDroppedEvent, BookEvent, BookGapEvent, BookResetEvent, Event,
-    KlineEvent, TradeEvent,
-};
+use crate::book::OrderBook;
+use crate::normalized::{AckEvent, Event, KlineEvent, TradeEvent};
 use crate::protocol::ws::{BookUpdate, Frame, Received};
+use crate::sequencer::sequence;
 
 /// Books by (symbol, depth), and the options that shape the output.
 #[derive(Debug, Default)]
@@ -68,57 +66,8 @@ impl Normalizer {
             .books
             .entry((b.symbol.to_string(), b.depth))
             .or_insert_with(|| OrderBook::new(b.symbol, b.depth));
-        let prior_u = book.last_u();
-        let outcome = book.apply(b);
-        let symbol = || b.symbol.to_string();
-        if let Outcome::Reset { previous_u } = outcome {
-            out.push(Event::BookReset(BookResetEvent {
-                symbol: symbol(),
-                depth: b.depth,
-                previous_u,
-                u: b.u,
-            }));
-        }
-        if outcome.applied() {
-            out.push(Event::Book(BookEvent::applied(
-                b,
-                book,
-                self.category.clone(),
-                recv_ns,
-                self.top,
-            )));
-        }
-        match outcome {
-            Outcome::Gap { expected_u, got_u } => out.push(Event::BookGap(BookGapEvent {
-                symbol: symbol(),
-                depth: b.depth,
-                expected_u,
-                got_u,
-            })),
-            Outcome::Crossed { best_bid, best_ask } => {
-                out.push(Event::BookCrossed(BookCrossedEvent {
-                    symbol: symbol(),
-                    depth: b.depth,
-                    u: b.u,
-                    best_bid,
-                    best_ask,
-                }))
-            }
-            Outcome::Stale { last_u, got_u } => out.push(Event::BookStale(BookDroppedEvent {
-                symbol: symbol(),
-                depth: b.depth,
-                last_u: Some(last_u),
-                got_u,
-            })),
-            Outcome::AwaitingSnapshot { got_u } => {
-                out.push(Event::BookAwaitingSnapshot(BookDroppedEvent {
-                    symbol: symbol(),
-                    depth: b.depth,
-                    last_u: prior_u,
-                    got_u,
-                }))
-            }
-            Outcome::Snapshot | Outcome::Reset { .. } | Outcome::Repeat | Outcome::Delta => {}
-        }
+        // The live feed goes through the same step: both report a book the same way.
+        let step = sequence(book, b);
+        out.extend(step.events(b, book, self.category.clone(), recv_ns, self.top));
     }
 }

@@ -7,7 +7,10 @@
 //! - [`event`]: [`FeedEvent`], what consumers receive.
 //! - [`health`]: the state machine states, shared counters, the stale rule.
 //! - [`recovery`]: trade de-duplication and REST gap-fill after reconnects.
-//! - [`connection`]: one connection's life: subscribe and verify, read, ping, watch, resync.
+//! - [`session`]: the connection as a sans-IO state machine: subscribe and verify, heartbeat,
+//!   stale detection, book resync, trade gap-fill; frames and timer ticks in, actions out.
+//! - [`connection`]: the async shell around a session: moves bytes, stamps times, sleeps until the
+//!   next deadline, fetches from REST and routes events.
 //! - this file: [`Feed::spawn`], the reconnect loop and [`FeedHandle`].
 
 pub mod config;
@@ -15,6 +18,7 @@ pub mod connection;
 pub mod event;
 pub mod health;
 pub mod recovery;
+pub mod session;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -33,7 +37,7 @@ pub use event::{DisconnectReason, FeedEvent, ResyncReason};
 pub use health::{ConnState, HealthSnapshot, SharedHealth};
 
 use connection::{Connection, Ended};
-use recovery::TradeTracker;
+use session::{Session, SessionConfig};
 
 /// State shared between the feed task and its handle.
 #[derive(Debug, Default)]
@@ -68,7 +72,7 @@ impl Feed {
         let (_, _, _, log_every) = config.health_durations()?;
         let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
-        runner.covered_ms = covered_ms;
+        runner.session.resume(covered_ms);
         tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
         let task = tokio::spawn(runner.run());
         Ok(FeedHandle {
@@ -176,11 +180,9 @@ pub(crate) struct Runner {
     pub(crate) tx: mpsc::Sender<FeedEvent>,
     pub(crate) cancel: CancellationToken,
     pub(crate) http: reqwest::Client,
-    pub(crate) trackers: HashMap<String, TradeTracker>,
-    /// Unix ms up to which each symbol's tape is known complete when no trade was seen yet.
-    pub(crate) covered_ms: HashMap<String, u64>,
+    /// The protocol state machine, kept across connections (request ids, the trade tape).
+    pub(crate) session: Session,
     pub(crate) connections: u64,
-    pub(crate) req_seq: u64,
     /// When `bybit_connector_queue_full` was last logged, and the waits since.
     queue_full_logged: std::sync::atomic::AtomicU64,
     queue_full_waits: std::sync::atomic::AtomicU64,
@@ -196,6 +198,7 @@ impl Runner {
         cancel: CancellationToken,
     ) -> Result<Self, ConfigError> {
         let backoff = Backoff::new(cfg.backoff()?);
+        let session = Session::new(SessionConfig::from_feed(&cfg)?);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(cfg.reconnect.connect_timeout_s))
             .build()
@@ -209,10 +212,8 @@ impl Runner {
             tx,
             cancel,
             http,
-            trackers: HashMap::new(),
-            covered_ms: HashMap::new(),
+            session,
             connections: 0,
-            req_seq: 0,
             queue_full_logged: std::sync::atomic::AtomicU64::new(0),
             queue_full_waits: std::sync::atomic::AtomicU64::new(0),
             backoff,
@@ -251,11 +252,6 @@ impl Runner {
         }
         health.set_queue_size(self.tx.max_capacity() - self.tx.capacity());
         true
-    }
-
-    pub(crate) fn next_req_id(&mut self, prefix: &str) -> String {
-        self.req_seq += 1;
-        format!("{prefix}-{}", self.req_seq)
     }
 
     async fn run(mut self) {

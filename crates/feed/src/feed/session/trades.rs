@@ -1,0 +1,142 @@
+//! Trades in a session: live trades de-duplicated by id; while a connection recovers they are
+//! buffered, the outage is gap-filled from REST one symbol at a time, and both merge into one
+//! ordered tape without duplicates, with any hole REST cannot fill reported.
+
+use super::{Action, Now, Session};
+use crate::feed::event::FeedEvent;
+use crate::normalized::TradeEvent;
+use crate::protocol::rest::RestTrade;
+use crate::protocol::ws::Trades;
+
+impl Session {
+    pub(super) fn on_trades(&mut self, t: Trades<'_>, now: Now) {
+        self.actions
+            .push_back(Action::MarketEvent(t.symbol.to_string()));
+        let category = self.cfg.category.to_string();
+        for tr in &t.trades {
+            let mut ev = TradeEvent::from_ws(tr, Some(now.unix_ns));
+            ev.category = Some(category.clone());
+            if self.conn.recovering {
+                self.conn
+                    .buffered
+                    .entry(ev.symbol.clone())
+                    .or_default()
+                    .push(ev);
+                continue;
+            }
+            let tracker = self.trackers.entry(ev.symbol.clone()).or_default();
+            if tracker.observe(&ev.id, ev.ts_ms) {
+                self.emit(FeedEvent::Trade(ev));
+            } else {
+                tracing::debug!(event = "bybit_connector_duplicate_trade", id = %ev.id);
+            }
+        }
+    }
+
+    /// Gap-fills the symbols still to recover, in order, until one needs a REST fetch; when none
+    /// is left, live trades flow again.
+    pub(super) fn recover_next(&mut self, now: Now) {
+        while let Some(symbol) = self.conn.to_recover.front().cloned() {
+            let first_connection = self.conn.number <= 1 && !self.covered_ms.contains_key(&symbol);
+            if !first_connection {
+                let covered = self
+                    .trackers
+                    .get(&symbol)
+                    .and_then(|t| t.last_ts_ms())
+                    .or_else(|| self.covered_ms.get(&symbol).copied())
+                    .unwrap_or_else(|| now.unix_ms());
+                let limit = self.cfg.category.max_recent_trades();
+                self.conn.fetching = Some((symbol.clone(), covered));
+                self.actions
+                    .push_back(Action::FetchRecentTrades { symbol, limit });
+                return;
+            }
+            // Nothing was missed before the first connection: the tape starts here.
+            self.conn.to_recover.pop_front();
+            self.covered_ms.insert(symbol.clone(), now.unix_ms());
+            let buffered = self.conn.buffered.remove(&symbol).unwrap_or_default();
+            for t in buffered {
+                let tracker = self.trackers.entry(symbol.clone()).or_default();
+                if tracker.observe(&t.id, t.ts_ms) {
+                    self.emit(FeedEvent::Trade(t));
+                }
+            }
+        }
+        self.conn.recovering = false;
+    }
+
+    /// The result of the [`Action::FetchRecentTrades`] for `symbol`: merges it with the live trades
+    /// buffered meanwhile (`Err` with the reason when the fetch failed: the outage is reported as
+    /// a hole), then continues with the next symbol. A result nobody asked for is ignored.
+    pub fn on_recent_trades(
+        &mut self,
+        symbol: &str,
+        result: Result<Vec<RestTrade>, String>,
+        now: Now,
+    ) {
+        if self.conn.closed {
+            return;
+        }
+        let covered = match &self.conn.fetching {
+            Some((s, covered)) if s == symbol => *covered,
+            _ => {
+                tracing::debug!(event = "bybit_connector_unexpected_recovery", symbol);
+                return;
+            }
+        };
+        self.conn.fetching = None;
+        self.conn.to_recover.pop_front();
+        let buffered = self.conn.buffered.remove(symbol).unwrap_or_default();
+        let limit = self.cfg.category.max_recent_trades();
+        let category = self.cfg.category.to_string();
+        let tracker = self.trackers.entry(symbol.to_string()).or_default();
+        let (rest_trades, failed) = match result {
+            Ok(t) => (t, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let mut recovery = tracker.recover(symbol, covered, &rest_trades, limit, buffered);
+        if let Some(e) = &failed {
+            tracing::error!(event = "bybit_connector_trade_recovery_failed", symbol, error = %e);
+            self.actions.push_back(Action::CountError);
+            recovery.gap = Some((covered, now.unix_ms()));
+        }
+        let (first, last) = recovery
+            .trades
+            .iter()
+            .filter(|t| t.recovered)
+            .fold((u64::MAX, 0), |(a, b), t| (a.min(t.ts_ms), b.max(t.ts_ms)));
+        if let Some((from_ms, to_ms)) = recovery.gap {
+            tracing::error!(
+                event = "bybit_connector_trade_gap_unrecoverable",
+                symbol,
+                from_ms,
+                to_ms
+            );
+            self.emit(FeedEvent::TradeGap {
+                symbol: symbol.to_string(),
+                from_ms,
+                to_ms,
+            });
+        }
+        for mut t in recovery.trades {
+            t.category = Some(category.clone());
+            self.emit(FeedEvent::Trade(t));
+        }
+        if recovery.recovered > 0 {
+            tracing::info!(
+                event = "bybit_connector_trades_recovered",
+                symbol,
+                count = recovery.recovered,
+                from_ms = first,
+                to_ms = last
+            );
+            self.emit(FeedEvent::TradesRecovered {
+                symbol: symbol.to_string(),
+                count: recovery.recovered,
+                from_ms: first,
+                to_ms: last,
+            });
+        }
+        self.recover_next(now);
+    }
+}
