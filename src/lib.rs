@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod feed;
 pub mod http;
+pub mod log_merge;
 pub mod logging;
 pub mod normalized;
 pub mod normalizer;

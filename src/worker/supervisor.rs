@@ -37,6 +37,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::child::WorkerConfig;
+use super::forward::LinkLog;
 use super::framing::{FrameCodec, WorkerMsg};
 use super::options::WorkerOptions;
 use super::signals::{describe, killpg};
@@ -73,6 +74,17 @@ impl WorkerFeed {
         let (tx, events) = mpsc::channel(cfg.feed.queue_capacity);
         let shared = Arc::new(WorkerShared::default());
         let cancel = CancellationToken::new();
+        shared.set_silent_limit(opts.silent_limit(&cfg));
+        let (_, _, _, log_every) = cfg.health_durations()?;
+        let label = format!("{}:{}", cfg.feed.category, cfg.feed.symbols.join(","));
+        let view = shared.clone();
+        let snapshot = move || (view.snapshot(), view.pid());
+        tokio::spawn(crate::feed::health_log::log_every(
+            snapshot,
+            cancel.clone(),
+            log_every,
+            label,
+        ));
         let sup = Supervisor {
             backoff: Backoff::new(cfg.backoff()?),
             cfg,
@@ -181,6 +193,10 @@ struct Worker {
     stdin: Option<tokio::process::ChildStdin>,
     exit: watch::Receiver<Option<ExitStatus>>,
     frames: FramedRead<tokio::process::ChildStdout, FrameCodec>,
+    /// Re-logs the worker's stderr; ends when the worker's stderr closes.
+    stderr_task: JoinHandle<()>,
+    /// The connection state the worker's forwarded events tell.
+    link: Arc<LinkLog>,
 }
 
 impl Supervisor {
@@ -197,7 +213,11 @@ impl Supervisor {
             }
             generation += 1;
             let end = match self.start(generation) {
-                Ok(w) => self.supervise(w).await,
+                Ok(mut w) => {
+                    let end = self.supervise(&mut w).await;
+                    self.close_link(w, &end).await;
+                    end
+                }
                 Err(e) => {
                     tracing::error!(
                         event = "bybit_connector_subprocess_spawn_failed",
@@ -292,13 +312,13 @@ impl Supervisor {
             match &status {
                 Ok(st) => {
                     let (exit_code, signal) = describe(st);
-                    tracing::warn!(
-                        event = "bybit_connector_subprocess_exited",
-                        pid,
-                        exit_code,
-                        signal,
-                        status = %st,
-                    );
+                    // A clean exit (e.g. on shutdown) is not a warning; a death is
+                    // (`bybit_connector_process_died` is the ERROR when it was unexpected).
+                    if st.success() {
+                        tracing::info!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
+                    } else {
+                        tracing::warn!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(event = "bybit_connector_subprocess_exited", pid, error = %e)
@@ -306,17 +326,20 @@ impl Supervisor {
             }
             let _ = exit_tx.send(Some(status.unwrap_or_else(|_| failed_status())));
         });
-        tokio::spawn(pump_stderr(pid, stderr));
+        let link = Arc::new(LinkLog::default());
+        let stderr_task = tokio::spawn(pump_stderr(pid, stderr, link.clone()));
         Ok(Worker {
             pid,
             stdin,
             exit,
             frames: FramedRead::with_capacity(stdout, FrameCodec, 64 * 1024),
+            stderr_task,
+            link,
         })
     }
 
     /// Runs one worker until it exits, hangs, breaks the protocol or is no longer wanted.
-    async fn supervise(&mut self, mut w: Worker) -> End {
+    async fn supervise(&mut self, w: &mut Worker) -> End {
         let pid = w.pid;
         let hung_after = self.opts.hung_after(&self.cfg);
         let check_every = (hung_after / 10).max(Duration::from_millis(10));
@@ -329,7 +352,7 @@ impl Supervisor {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => {
-                    self.terminate(&mut w, "shutdown").await;
+                    self.terminate(w, "shutdown").await;
                     return End::Stop;
                 }
                 status = exited(&mut w.exit) => {
@@ -365,17 +388,18 @@ impl Supervisor {
                     match frame {
                         Some(Ok(msg)) => {
                             if !self.handle(msg, pid, &mut live_since).await {
-                                self.terminate(&mut w, "consumer gone").await;
+                                self.terminate(w, "consumer gone").await;
                                 return End::Stop;
                             }
                             // Time spent waiting for the consumer is not the worker's silence.
                             last_frame = Instant::now();
+                            self.shared.heard();
                         }
                         Some(Err(e)) => {
                             tracing::error!(event = "bybit_connector_subprocess_protocol_error", pid, error = %e);
                             self.shared.supervisor_error(false);
                             self.shared.invalidate(None);
-                            self.terminate(&mut w, "protocol error").await;
+                            self.terminate(w, "protocol error").await;
                             return End::Failed {
                                 reason: format!("worker process {pid} broke the frame protocol: {e}"),
                                 live_for: live_for(live_since),
@@ -397,8 +421,9 @@ impl Supervisor {
                             stale_threshold = hung_after.as_secs_f64(),
                         );
                         self.shared.supervisor_error(true);
+                        self.shared.set_hung();
                         self.shared.invalidate(None);
-                        self.terminate(&mut w, "unresponsive").await;
+                        self.terminate(w, "unresponsive").await;
                         return End::Failed {
                             reason: format!(
                                 "worker process {pid} unresponsive for {:.1} s",
@@ -410,6 +435,34 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// After a worker ended: once everything it logged is through, a connection it reported live
+    /// and could not report closed (killed, hung, stopped hard) is closed in the log by the
+    /// supervisor: `connector_disconnected` exactly once per connection, in both isolation modes.
+    async fn close_link(&self, w: Worker, end: &End) {
+        let Worker {
+            pid,
+            stderr_task,
+            link,
+            ..
+        } = w;
+        let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+        let Some(live_for) = link.open_for() else {
+            return;
+        };
+        let reason = match end {
+            End::Stop => DisconnectReason::Shutdown.to_string(),
+            End::Failed { reason, .. } => reason.clone(),
+        };
+        tracing::warn!(
+            event = "connector_disconnected",
+            pid,
+            connector = "hft",
+            reason = %reason,
+            category = %self.cfg.feed.category,
+            live_for_s = live_for.as_secs_f64(),
+        );
     }
 
     /// Applies one worker message; `false` when the consumer is gone.
@@ -472,7 +525,10 @@ impl Supervisor {
                     pid = self.shared.pid().unwrap_or(0),
                     "consumer is slow; the supervisor stops reading the worker's pipe (the worker waits) instead of dropping"
                 );
-                if self.tx.send(ev).await.is_err() {
+                self.shared.set_consumer_wait(true);
+                let sent = self.tx.send(ev).await;
+                self.shared.set_consumer_wait(false);
+                if sent.is_err() {
                     return false;
                 }
             }
