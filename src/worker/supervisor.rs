@@ -14,9 +14,9 @@
 //!   (`pid`, `exit_code` or `signal`) is logged the moment it is reaped, so no zombie survives.
 //! - An unexpected exit logs `bybit_connector_process_died`; a worker that sends nothing (not even
 //!   its periodic health report) for `hung_after_s` is stale: `bybit_connector_subprocess_stale`.
-//!   Either way the old process group gets SIGTERM, SIGKILL after `term_grace_s`
-//!   (`bybit_connector_subprocess_terminated`), and a new worker starts after the feed's capped,
-//!   jittered backoff ([`crate::backoff`]).
+//!   A dead or broken worker's process group gets SIGTERM, SIGKILL after `term_grace_s`, a hung
+//!   one SIGKILL at once (`bybit_connector_subprocess_terminated`), and a new worker starts after
+//!   the feed's capped, jittered backoff ([`crate::backoff`]).
 //! - Trades are de-duplicated by id across workers, and each new worker is told where the tape it
 //!   continues ends (`covered_ms`) so its first connection gap-fills from REST: zero lost, zero
 //!   duplicated trades across a worker restart.
@@ -161,6 +161,9 @@ impl Drop for WorkerFeed {
         self.cancel.cancel();
     }
 }
+
+/// Why a worker is stopped when it stops sending anything (SIGKILL, no grace).
+const UNRESPONSIVE: &str = "unresponsive";
 
 /// How one worker's life ended.
 enum End {
@@ -423,7 +426,7 @@ impl Supervisor {
                         self.shared.supervisor_error(true);
                         self.shared.set_hung();
                         self.shared.invalidate(None);
-                        self.terminate(w, "unresponsive").await;
+                        self.terminate(w, UNRESPONSIVE).await;
                         return End::Failed {
                             reason: format!(
                                 "worker process {pid} unresponsive for {:.1} s",
@@ -547,9 +550,16 @@ impl Supervisor {
         let started = Instant::now();
         let mut sent = "none";
         if w.exit.borrow().is_none() {
-            sent = "SIGTERM";
-            killpg(pid, nix::sys::signal::Signal::SIGTERM);
-            killpg(pid, nix::sys::signal::Signal::SIGCONT);
+            if why == UNRESPONSIVE {
+                // A hung worker is not trusted to shut down: woken by SIGCONT it would judge its
+                // connection by the clock it missed and log a stale exchange that never was.
+                sent = "SIGKILL";
+                killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            } else {
+                sent = "SIGTERM";
+                killpg(pid, nix::sys::signal::Signal::SIGTERM);
+                killpg(pid, nix::sys::signal::Signal::SIGCONT);
+            }
         }
         let grace = Duration::from_secs_f64(self.opts.term_grace_s.clamp(0.0, 600.0));
         // Keep reading (and discarding) its stdout meanwhile, so a worker flushing on its way out
