@@ -203,7 +203,7 @@ impl<'r> Connection<'r> {
                     if let StaleVerdict::Stale { seconds_since_last_event } =
                         rule.check(health.mono_ms(), live_ms, stalest)
                     {
-                        health.stale();
+                        health.stale_symbol(&stalest_symbol);
                         health.set_state(ConnState::Stale);
                         tracing::warn!(
                             event = "bybit_connector_stale_connection_detected",

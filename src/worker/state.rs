@@ -49,6 +49,8 @@ struct Tracked {
     state: ConnState,
     /// Per symbol: (last market event or going live, Unix ms of the last market event or 0).
     last_event: HashMap<String, (Instant, u64)>,
+    /// Per symbol, over every worker: (market events delivered, stale detections naming it).
+    symbol_counts: HashMap<String, (u64, u64)>,
     last_update_ms: Option<u64>,
 }
 
@@ -64,6 +66,7 @@ impl Default for Tracked {
             messages: 0,
             state: ConnState::Connecting,
             last_event: HashMap::new(),
+            symbol_counts: HashMap::new(),
             last_update_ms: None,
         }
     }
@@ -156,9 +159,13 @@ impl WorkerShared {
             .last_event
             .iter()
             .map(|(s, (at, unix))| {
+                let (messages, stale_detections) =
+                    t.symbol_counts.get(s).copied().unwrap_or_default();
                 let h = SymbolHealth {
                     seconds_since_last_event: now.duration_since(*at).as_secs_f64(),
                     last_update_ms: (*unix > 0).then_some(*unix),
+                    messages,
+                    stale_detections,
                 };
                 (s.clone(), h)
             })
@@ -249,7 +256,11 @@ impl WorkerShared {
                 }
             }
             FeedEvent::Disconnected { .. } => self.set_state(ConnState::Disconnected),
-            FeedEvent::Stale { .. } => self.set_state(ConnState::Stale),
+            FeedEvent::Stale { symbol, .. } => {
+                let mut t = self.tracked();
+                t.state = ConnState::Stale;
+                t.symbol_counts.entry(symbol.clone()).or_default().1 += 1;
+            }
             FeedEvent::SubscriptionRefused { .. } => self.set_state(ConnState::Refused),
             FeedEvent::GaveUp { .. } => self.set_state(ConnState::Stopped),
             FeedEvent::Resync { symbol, .. } => self.invalidate(Some(symbol)),
@@ -262,6 +273,12 @@ impl WorkerShared {
         let unix = unix_ms();
         t.messages += 1;
         t.last_update_ms = Some(unix);
+        match t.symbol_counts.get_mut(symbol) {
+            Some(c) => c.0 += 1,
+            None => {
+                t.symbol_counts.insert(symbol.to_string(), (1, 0));
+            }
+        }
         match t.last_event.get_mut(symbol) {
             Some(at) => *at = (Instant::now(), unix),
             None => {
