@@ -59,9 +59,9 @@ pub fn tour() -> Vec<Step> {
 
 /// Runs the demo until Ctrl-C.
 pub fn main(args: DemoArgs) -> ExitCode {
-    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+    if let Err(e) = crate::store::data_dir::prepare(&args.data_dir) {
         eprintln!(
-            "hft-connector demo: cannot create {}: {e}",
+            "hft-connector demo: data dir {} is not usable: {e}",
             args.data_dir.display()
         );
         return ExitCode::FAILURE;
