@@ -1,5 +1,6 @@
 //! Tests of the SQLite store: WAL durability, kill -9, upsert rules, retention, resume.
 use super::*;
+use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
