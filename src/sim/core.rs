@@ -126,6 +126,12 @@ impl Core {
                     l1_top,
                     l1_sent_ms: now_ms,
                 });
+                // Bybit's recent-trade window is full from the first second.
+                if let Some(st) = insts.last_mut() {
+                    let n = category.max_recent_trades().min(cfg.recent_trades);
+                    st.tape
+                        .seed_recent(&st.inst, cfg.seed, st.seq, st.next_spot_id, n);
+                }
             }
         }
         Core {

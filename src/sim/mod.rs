@@ -18,6 +18,7 @@
 //! - [`control`]: `/sim/*` routes; [`fault`]: fault kinds and their effects.
 //! - [`journal`]: ground truth in the normalized schema; [`stats`]: counters.
 //! - [`listener`]: TCP accept (refuse fault) and reset-on-drop sockets.
+//! - [`refuse`]: which connections the refuse fault admits (the control routes).
 
 pub mod clock;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod listener;
 pub mod market;
 pub mod ops;
 pub mod ratelimit;
+pub mod refuse;
 pub mod rest;
 pub mod server;
 pub mod stats;
