@@ -134,6 +134,12 @@ impl Core {
                 }
             }
         }
+        // The level-1 repeat counts from when the market is ready (seeding the trade windows
+        // takes a moment), not from before it.
+        let ready_ms = now_ms.max(super::server::wall_ms());
+        for st in &mut insts {
+            st.l1_sent_ms = ready_ms;
+        }
         Core {
             insts,
             index,
