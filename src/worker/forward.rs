@@ -15,6 +15,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinHandle;
+
 use crate::log_merge::members_except;
 
 /// The health check event, logged by the supervisor rather than forwarded.
@@ -72,6 +74,31 @@ pub(crate) fn relog(pid: u32, level: &str, name: &str, line: &str, link: &LinkLo
         _ => tracing::info!(event = %name, pid, forwarded_fields = %fields),
     }
     true
+}
+
+/// After worker `pid` ended: once everything it logged is through (its stderr pump `stderr`
+/// finished), a connection it reported live and could not report closed (killed, hung) is closed
+/// in the log by the supervisor: `connector_disconnected` exactly once per connection, with the
+/// in-process fields (`connector`, `reason`, `category`, `live_for_s`) plus `pid`.
+pub(crate) async fn close_link(
+    pid: u32,
+    stderr: JoinHandle<()>,
+    link: &LinkLog,
+    reason: &str,
+    category: &str,
+) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), stderr).await;
+    let Some(live_for) = link.open_for() else {
+        return;
+    };
+    tracing::warn!(
+        event = "connector_disconnected",
+        pid,
+        connector = "hft",
+        reason = %reason,
+        category = %category,
+        live_for_s = live_for.as_secs_f64(),
+    );
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::child::WorkerConfig;
-use super::forward::LinkLog;
+use super::forward::{close_link, LinkLog};
 use super::framing::{FrameCodec, WorkerMsg};
 use super::options::WorkerOptions;
 use super::signals::{describe, killpg};
@@ -440,32 +440,14 @@ impl Supervisor {
         }
     }
 
-    /// After a worker ended: once everything it logged is through, a connection it reported live
-    /// and could not report closed (killed, hung, stopped hard) is closed in the log by the
-    /// supervisor: `connector_disconnected` exactly once per connection, in both isolation modes.
+    /// After a worker ended, closes in the log a connection it could not ([`close_link`]).
     async fn close_link(&self, w: Worker, end: &End) {
-        let Worker {
-            pid,
-            stderr_task,
-            link,
-            ..
-        } = w;
-        let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
-        let Some(live_for) = link.open_for() else {
-            return;
-        };
         let reason = match end {
             End::Stop => DisconnectReason::Shutdown.to_string(),
             End::Failed { reason, .. } => reason.clone(),
         };
-        tracing::warn!(
-            event = "connector_disconnected",
-            pid,
-            connector = "hft",
-            reason = %reason,
-            category = %self.cfg.feed.category,
-            live_for_s = live_for.as_secs_f64(),
-        );
+        let category = self.cfg.feed.category.to_string();
+        close_link(w.pid, w.stderr_task, &w.link, &reason, &category).await;
     }
 
     /// Applies one worker message; `false` when the consumer is gone.
