@@ -19,6 +19,7 @@ pub use hft_service::{app, budget, config, http, service, store, terminal};
 pub use hft_sim as sim;
 
 pub mod cli;
+pub mod log_merge;
 pub mod logging;
 pub mod pretty;
 

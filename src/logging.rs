@@ -17,13 +17,17 @@ where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::format()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_timer(UtcTime::rfc_3339())
+        .with_timer(UtcTime::rfc_3339());
+    // Events a supervisor re-logs for its worker carry their fields at top level too.
+    let _ = tracing_subscriber::fmt()
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(crate::log_merge::LiftForwarded(format))
         .with_env_filter(filter)
         .with_writer(writer)
         .try_init();

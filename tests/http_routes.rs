@@ -102,11 +102,12 @@ async fn status_keeps_the_field_contract() {
 #[tokio::test]
 async fn book_returns_exact_top_levels_and_clear_errors() {
     let app = http::router(sample_state(None, None));
-    let (status, b) = get_json(&app, "/api/book/BTCUSDT?category=linear&depth=2").await;
+    let (status, b) = get_json(&app, "/api/book/BTCUSDT?category=linear&top=2").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(b["u"], 77);
     assert_eq!(b["seq"], 990);
-    assert_eq!(b["depth"], 2);
+    assert_eq!(b["top"], 2);
+    assert_eq!(b["depth"], 50, "the book's depth, one meaning");
     assert_eq!(
         b["bids"],
         serde_json::json!([["115440.7", "0.020"], ["115440.5", "1.500"]])
@@ -145,19 +146,26 @@ async fn book_returns_exact_top_levels_and_clear_errors() {
         ),
         ("/api/book/BTCUSDT", 400, "bad_request", "add ?category="),
         (
-            "/api/book/BTCUSDT?category=linear&depth=0",
+            "/api/book/BTCUSDT?category=linear&top=0",
             400,
             "bad_request",
-            "depth",
+            "top",
         ),
         (
-            "/api/book/BTCUSDT?category=linear&depth=x",
+            "/api/book/BTCUSDT?category=linear&top=x",
             400,
             "bad_request",
-            "depth",
+            "top",
         ),
         (
-            "/api/book/BTCUSDT?category=linear&depth=5000",
+            "/api/book/BTCUSDT?category=linear&depth=2",
+            400,
+            "bad_request",
+            "top=N",
+        ),
+        ("/api/book", 404, "not_found", "GET /api/book/{symbol}"),
+        (
+            "/api/book/BTCUSDT?category=linear&top=5000",
             400,
             "bad_request",
             "1 to 1000",

@@ -175,6 +175,41 @@ async fn dashboard_is_embedded_and_renders_data_as_text_only() {
         assert!(!js.contains(sink), "the dashboard must not use {sink}");
     }
     assert!(js.contains("textContent"));
+    // The script's modules are served too, each under 500 lines, with the same rules.
+    for (path, body) in [
+        ("/assets/dashboard-chart.js", dashboard::CHART_JS),
+        ("/assets/dashboard-events.js", dashboard::EVENTS_JS),
+        ("/assets/dashboard-book.js", dashboard::BOOK_JS),
+    ] {
+        assert!(html.contains(path), "{path} loaded by the page");
+        let (status, _, served) = get(&app, path).await;
+        assert_eq!((status, served.as_str()), (StatusCode::OK, body), "{path}");
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!body.contains(sink), "{path} must not use {sink}");
+        }
+    }
+    for module in [
+        dashboard::DASHBOARD_JS,
+        dashboard::CHART_JS,
+        dashboard::EVENTS_JS,
+        dashboard::BOOK_JS,
+    ] {
+        assert!(module.lines().count() <= 500);
+    }
+    assert!(
+        dashboard::EVENTS_JS.contains("all symbols"),
+        "every event row names its feed"
+    );
+    assert!(
+        js.contains("as of"),
+        "a feed not Connected shows its book as history"
+    );
     for needle in [
         "Connected",
         "Disconnected",

@@ -344,7 +344,10 @@ async fn network_outage_means_retries_and_status_down() {
     loop {
         let s = r.state.status(&key()).unwrap();
         if s.status == "down" && s.error_count >= 3 {
-            assert_eq!(s.backfill.state, "running", "backfill keeps retrying");
+            assert_eq!(
+                s.backfill.state, "pending",
+                "backfill waits until REST can confirm the symbol"
+            );
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{s:?}");

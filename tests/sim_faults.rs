@@ -246,6 +246,11 @@ async fn refuse_rejects_new_connections_for_a_while() {
     assert!(reqwest::get(format!("{}/v5/market/time", sim.rest_url()))
         .await
         .is_err());
+    // The simulator's own controls stay reachable: only the exchange is refused.
+    let stats = reqwest::get(format!("{}/sim/stats", sim.rest_url()))
+        .await
+        .expect("/sim/* reachable during refuse");
+    assert!(stats.status().is_success());
     assert!(
         pong_within(&mut open, Duration::from_secs(1))
             .await

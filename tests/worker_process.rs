@@ -203,7 +203,7 @@ async fn a_hung_worker_is_caught_by_the_stale_detector_and_replaced() {
         })
         .await;
     let took = noticed - stopped;
-    // Hang threshold = stale_after (1 s); SIGTERM (+SIGCONT) lets it exit cleanly within grace.
+    // Hang threshold = stale_after (1 s); a hung worker gets SIGKILL at once.
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
         "replaced after {took:?}"
@@ -213,6 +213,7 @@ async fn a_hung_worker_is_caught_by_the_stale_detector_and_replaced() {
     assert!(stale[0]["seconds_since_last_frame"].as_f64().unwrap_or(0.0) >= 1.0);
     let terminated = wait_logged("bybit_connector_subprocess_terminated", pid).await;
     assert_eq!(terminated[0]["reason"], "unresponsive");
+    assert_eq!(terminated[0]["signal_sent"], "SIGKILL");
     assert!(rig.shared.health.snapshot().stale_detections >= 1);
     assert_replaced_and_exact(&rig, i, pid).await;
     rig.stop().await;

@@ -69,15 +69,15 @@ pub fn tour() -> Vec<Step> {
         Step { faults: vec![lin(FaultKind::Restart)], watch: "Bybit-style service restart: a u=1 snapshot replaces the book" },
         Step { faults: vec![FaultRequest::new(FaultKind::Malformed).category(Category::Linear).count(3)], watch: "3 corrupt frames: errors +3, each logged with its payload, data keeps flowing" },
         Step { faults: vec![FaultRequest::new(FaultKind::RejectSubscribe).category(Category::Spot).seconds(6.0), FaultRequest::new(FaultKind::Close).category(Category::Spot)], watch: "spot reconnects but its subscriptions are refused: status Down (loud, never a silent stall) until the exchange accepts them again" },
-        Step { faults: vec![FaultRequest::new(FaultKind::Refuse).seconds(5.0), FaultRequest::new(FaultKind::Close)], watch: "every connection closed and new ones refused for 5 s: Disconnected with backoff retries, then everything Connected again" },
+        Step { faults: vec![FaultRequest::new(FaultKind::Refuse).seconds(5.0), FaultRequest::new(FaultKind::Close)], watch: "every connection closed and new ones refused for 5 s: Disconnected, then Down while reconnect attempts fail (retried with backoff), then everything Connected again" },
     ]
 }
 
 /// Runs the demo until Ctrl-C.
 pub fn main(args: DemoArgs) -> ExitCode {
-    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+    if let Err(e) = crate::store::data_dir::prepare(&args.data_dir) {
         eprintln!(
-            "hft-connector demo: cannot create {}: {e}",
+            "hft-connector demo: data dir {} is not usable: {e}",
             args.data_dir.display()
         );
         return ExitCode::FAILURE;

@@ -5,6 +5,7 @@
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
+//! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
 //!   and [`source::Isolation`].
 //!
@@ -30,5 +31,6 @@
 pub use hft_core::{backoff, book, normalized, protocol};
 
 pub mod feed;
+pub mod forwarded;
 pub mod source;
 pub mod worker;

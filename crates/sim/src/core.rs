@@ -126,7 +126,19 @@ impl Core {
                     l1_top,
                     l1_sent_ms: now_ms,
                 });
+                // Bybit's recent-trade window is full from the first second.
+                if let Some(st) = insts.last_mut() {
+                    let n = category.max_recent_trades().min(cfg.recent_trades);
+                    st.tape
+                        .seed_recent(&st.inst, cfg.seed, st.seq, st.next_spot_id, n);
+                }
             }
+        }
+        // The level-1 repeat counts from when the market is ready (seeding the trade windows
+        // takes a moment), not from before it.
+        let ready_ms = now_ms.max(super::server::wall_ms());
+        for st in &mut insts {
+            st.l1_sent_ms = ready_ms;
         }
         Core {
             insts,

@@ -10,7 +10,8 @@
 //! - `restart`: every matching book topic sends a `u = 1` snapshot and counts on from there;
 //! - `malformed`: `count` (default 1) corrupt frames to the matching connections;
 //! - `reject_subscribe`: for `seconds`, subscribes answer `success:false`;
-//! - `refuse`: for `seconds`, new TCP connections are reset at once;
+//! - `refuse`: for `seconds`, new TCP connections are reset at once, except requests to the
+//!   control routes (`/sim/...`), which stay reachable;
 //! - `rest_error`: the next `count` (default 1) REST market calls answer HTTP `status`, or with
 //!   `status` absent or 0 hang for `seconds` (default 30) and then answer 504 (a timeout);
 //! - `slow`: for `seconds`, every frame to the matching connections is delayed by `millis` ms

@@ -19,6 +19,7 @@
 //! - [`control`]: `/sim/*` routes; [`fault`]: fault kinds and their effects.
 //! - [`journal`]: ground truth in the normalized schema; [`stats`]: counters.
 //! - [`listener`]: TCP accept (refuse fault) and reset-on-drop sockets.
+//! - [`refuse`]: which connections the refuse fault admits (the control routes).
 //!
 //! # Example: a simulated exchange for a client's tests
 //! ```
@@ -55,6 +56,7 @@ pub mod listener;
 pub mod market;
 pub mod ops;
 pub mod ratelimit;
+pub mod refuse;
 pub mod rest;
 pub mod server;
 pub mod stats;

@@ -1,5 +1,6 @@
-//! The TCP side: an axum [`Listener`] that counts and can refuse connections (the `refuse` fault),
-//! and a socket wrapper that can end with a TCP reset instead of a FIN (the `reset` fault).
+//! The TCP side: an axum [`Listener`] that counts and can refuse connections (the `refuse` fault,
+//! which spares the control routes: see [`super::refuse`]), and a socket wrapper that can end with
+//! a TCP reset instead of a FIN (the `reset` fault).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 use super::server::Shared;
 use super::stats::Stats;
@@ -25,12 +27,21 @@ pub struct PeerAddr(pub SocketAddr);
 pub struct SimListener {
     inner: TcpListener,
     shared: Arc<Shared>,
+    /// Connections admitted while refusing (control requests), checked off the accept loop.
+    admitted: mpsc::UnboundedReceiver<(TcpStream, SocketAddr)>,
+    admit: mpsc::UnboundedSender<(TcpStream, SocketAddr)>,
 }
 
 impl SimListener {
     /// Wraps a bound listener.
     pub fn new(inner: TcpListener, shared: Arc<Shared>) -> Self {
-        SimListener { inner, shared }
+        let (admit, admitted) = mpsc::unbounded_channel();
+        SimListener {
+            inner,
+            shared,
+            admitted,
+            admit,
+        }
     }
 }
 
@@ -40,20 +51,32 @@ impl Listener for SimListener {
 
     async fn accept(&mut self) -> (TrackedIo, SocketAddr) {
         loop {
-            let (stream, addr) = match self.inner.accept().await {
-                Ok(x) => x,
-                Err(_) => {
+            let accepted = tokio::select! {
+                a = self.admitted.recv() => a.map(Ok),
+                a = self.inner.accept() => Some(a),
+            };
+            let (stream, addr) = match accepted {
+                Some(Ok((stream, addr))) if self.shared.refusing() => {
+                    // Only a control request gets through; decided on its own task.
+                    let (shared, admit) = (Arc::clone(&self.shared), self.admit.clone());
+                    tokio::spawn(async move {
+                        if super::refuse::admits(&stream).await {
+                            let _ = admit.send((stream, addr));
+                        } else {
+                            let _ = stream.set_zero_linger();
+                            drop(stream);
+                            Stats::add(&shared.stats.connections_refused, 1);
+                        }
+                    });
+                    continue;
+                }
+                Some(Ok(x)) => x,
+                _ => {
                     // Out of file descriptors and the like: back off briefly and go on.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
             };
-            if self.shared.refusing() {
-                let _ = stream.set_zero_linger();
-                drop(stream);
-                Stats::add(&self.shared.stats.connections_refused, 1);
-                continue;
-            }
             let _ = stream.set_nodelay(true);
             let reset = Arc::new(AtomicBool::new(false));
             self.shared.register_socket(addr, Arc::clone(&reset));

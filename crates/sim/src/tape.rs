@@ -164,6 +164,93 @@ impl Tape {
         self.trades.push_back(t);
     }
 
+    /// Fills the recent-trade window the way Bybit's is from the first second: `n` trades over the
+    /// last (up to ten) history minutes before the start, the newest with seq below `seq_below`
+    /// and (spot) ids up to `spot_id_last`. Those minutes' candles are rebuilt from these trades, so
+    /// REST candles and recent trades agree. Deterministic from `seed`; no history, no trades.
+    pub fn seed_recent(
+        &mut self,
+        inst: &Instrument,
+        seed: u64,
+        seq_below: u64,
+        spot_id_last: u64,
+        n: usize,
+    ) {
+        let history = self.minutes.len().saturating_sub(1);
+        let m = history.min(10);
+        if m == 0 || n == 0 {
+            return;
+        }
+        let per = n.div_ceil(m).max(2);
+        let mut rng = SmallRng::seed_from_u64(seed ^ (u64::from(inst.id) << 40) ^ 0x7265_6365_6e74);
+        let first = self.minutes.len() - 1 - m;
+        let mut seeded: Vec<(u64, i64, i64, Side)> = Vec::with_capacity(m * per);
+        for bar in self.minutes.range_mut(first..first + m) {
+            let (mut high, mut low) = (bar.open, bar.open);
+            let (mut volume, mut turn) = (Decimal::ZERO, Decimal::ZERO);
+            for k in 0..per {
+                let price = match k {
+                    0 => bar.open,
+                    _ if k == per - 1 => bar.close,
+                    _ => rng.random_range(bar.low..=bar.high),
+                };
+                let lots = rng.random_range(1..=inst.typical_lots.max(1) * 2);
+                let side = if rng.random::<bool>() {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                };
+                (high, low) = (high.max(price), low.min(price));
+                volume += inst.qty(lots);
+                turn += turnover(self.inverse, inst.qty(lots), inst.price(price));
+                seeded.push((
+                    bar.start + k as u64 * MINUTE / per as u64,
+                    price,
+                    lots,
+                    side,
+                ));
+            }
+            (bar.high, bar.low, bar.volume, bar.turnover) = (high, low, volume, turn);
+        }
+        let keep = seeded.len().min(n).min(self.trade_capacity);
+        let skip = seeded.len() - keep;
+        let spot = inst.category == Category::Spot;
+        let mut last: Option<i64> = None;
+        for (i, (ts_ms, price, lots, side)) in seeded.into_iter().enumerate() {
+            let tick_direction = match last {
+                Some(l) if price > l => "PlusTick",
+                Some(l) if price < l => "MinusTick",
+                _ => "ZeroPlusTick",
+            };
+            last = Some(price);
+            if i < skip {
+                continue;
+            }
+            let back = (keep - (i - skip)) as u64;
+            let id = if spot {
+                (spot_id_last + 1 - back).to_string()
+            } else {
+                format!(
+                    "{:08x}-{:04x}-5{:03x}-{:04x}-{:012x}",
+                    rng.random::<u32>(),
+                    rng.random::<u16>(),
+                    rng.random::<u16>() & 0xfff,
+                    (rng.random::<u16>() & 0x3fff) | 0x8000,
+                    rng.random::<u64>() & 0xffff_ffff_ffff
+                )
+            };
+            self.trades.push_back(SimTrade {
+                id,
+                ts_ms,
+                side,
+                price,
+                lots,
+                tick_direction,
+                seq: seq_below.saturating_sub(back),
+            });
+        }
+    }
+
     /// The last `n` trades, newest first.
     pub fn recent(&self, n: usize) -> impl Iterator<Item = &SimTrade> {
         self.trades.iter().rev().take(n)

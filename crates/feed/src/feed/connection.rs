@@ -146,7 +146,7 @@ impl<'r> Connection<'r> {
                 }
                 Action::MarketEvent(symbol) => health.market_event(&symbol),
                 Action::CountError => health.error(),
-                Action::CountStale => health.stale(),
+                Action::CountStale(symbol) => health.stale_symbol(&symbol),
                 Action::Close(reason) => return Some(reason),
             }
         }

@@ -72,6 +72,8 @@ pub struct SharedHealth {
     /// Per symbol: (monotonic ms of its last market event or of going live, Unix ms of its last
     /// market event or 0).
     symbols: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Per symbol: (market events, stale detections).
+    symbol_counts: Mutex<BTreeMap<String, (u64, u64)>>,
     epoch: tokio::time::Instant,
 }
 
@@ -87,6 +89,7 @@ impl Default for SharedHealth {
             queue_size: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             symbols: Mutex::new(BTreeMap::new()),
+            symbol_counts: Mutex::new(BTreeMap::new()),
             epoch: tokio::time::Instant::now(),
         }
     }
@@ -138,6 +141,13 @@ impl SharedHealth {
                 symbols.insert(symbol.to_string(), (mono, now));
             }
         }
+        drop(symbols);
+        count_symbol(&self.symbol_counts, symbol, |c| c.0 += 1);
+    }
+    /// Counts a stale detection of `symbol` (the symbol that went silent).
+    pub fn stale_symbol(&self, symbol: &str) {
+        self.stale();
+        count_symbol(&self.symbol_counts, symbol, |c| c.1 += 1);
     }
     /// A connection went live for `symbols`: their idle time counts from now. Returns now
     /// (monotonic ms).
@@ -192,11 +202,20 @@ impl SharedHealth {
                     SymbolHealth {
                         seconds_since_last_event: now.saturating_sub(mono) as f64 / 1000.0,
                         last_update_ms: (unix > 0).then_some(unix),
+                        ..SymbolHealth::default()
                     },
                 )
             })
             .collect();
         drop(symbols);
+        let mut per_symbol: BTreeMap<String, SymbolHealth> = per_symbol;
+        let counts = self.symbol_counts.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, &(messages, stale)) in counts.iter() {
+            let h = per_symbol.entry(s.clone()).or_default();
+            h.messages = messages;
+            h.stale_detections = stale;
+        }
+        drop(counts);
         let state = self.state();
         HealthSnapshot {
             process_alive: self.alive.load(Ordering::Relaxed),
@@ -215,13 +234,33 @@ impl SharedHealth {
     }
 }
 
-/// One symbol's freshness.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Adds to `symbol`'s counters.
+fn count_symbol(
+    map: &Mutex<BTreeMap<String, (u64, u64)>>,
+    symbol: &str,
+    f: impl FnOnce(&mut (u64, u64)),
+) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    match map.get_mut(symbol) {
+        Some(c) => f(c),
+        None => f(map.entry(symbol.to_string()).or_default()),
+    }
+}
+
+/// One symbol's freshness and counters (a connection carries several symbols; these are this
+/// symbol's own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SymbolHealth {
     /// Seconds since its last market event (or since the connection went live, if none since).
     pub seconds_since_last_event: f64,
     /// Unix ms of its last market event.
     pub last_update_ms: Option<u64>,
+    /// Its market events so far.
+    #[serde(default)]
+    pub messages: u64,
+    /// Stale detections that named it (it was the symbol gone silent).
+    #[serde(default)]
+    pub stale_detections: u64,
 }
 
 /// What operators see of a feed.

@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod event;
 pub mod health;
+pub mod health_log;
 pub mod recovery;
 pub mod session;
 
@@ -65,6 +66,16 @@ impl Feed {
         config: FeedConfig,
         covered_ms: HashMap<String, u64>,
     ) -> Result<FeedHandle, ConfigError> {
+        Feed::spawn_logging(config, covered_ms, true)
+    }
+
+    /// [`Feed::spawn_resuming`]; `health_check: false` leaves `bybit_connector_health_check` to
+    /// someone else (a worker's supervisor logs its own view).
+    pub(crate) fn spawn_logging(
+        config: FeedConfig,
+        covered_ms: HashMap<String, u64>,
+        health_check: bool,
+    ) -> Result<FeedHandle, ConfigError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.feed.queue_capacity);
         let shared = Arc::new(FeedShared::default());
@@ -73,7 +84,9 @@ impl Feed {
         let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
         runner.session.resume(covered_ms);
-        tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
+        if health_check {
+            tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
+        }
         let task = tokio::spawn(runner.run());
         Ok(FeedHandle {
             events: rx,
@@ -152,25 +165,8 @@ async fn log_health(
     every: Duration,
     feed: String,
 ) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                let h = shared.health.snapshot();
-                tracing::info!(
-                    event = "bybit_connector_health_check",
-                    feed = %feed,
-                    process_alive = h.process_alive,
-                    queue_size = h.queue_size,
-                    error_count = h.error_count,
-                    seconds_since_last_event = h.seconds_since_last_event.unwrap_or(-1.0),
-                    status = %h.status,
-                    reconnects = h.reconnects,
-                );
-            }
-        }
-    }
+    let snapshot = move || (shared.health.snapshot(), None);
+    health_log::log_every(snapshot, cancel, every, feed).await;
 }
 
 /// The reconnect loop and the state that outlives connections.

@@ -103,7 +103,8 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
 
     let report_every = Duration::from_secs_f64(cfg.health_report_s.clamp(0.01, 60.0));
     let stats_every = Duration::from_secs_f64(cfg.stats_interval_s.clamp(0.01, 86_400.0));
-    let mut feed = match Feed::spawn_resuming(cfg.feed.clone(), cfg.covered_ms.clone()) {
+    // The health check is the supervisor's to log (its view of this process).
+    let mut feed = match Feed::spawn_logging(cfg.feed.clone(), cfg.covered_ms.clone(), false) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(event = "bybit_connector_worker_config_invalid", pid, error = %e);

@@ -10,10 +10,12 @@
 //!   workers; rebuilds the books and keeps the trade tape continuous across workers.
 //! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
 //! - [`stderr`]: worker stderr lines into structured logs.
+//! - [`forward`]: the worker's contract events re-logged at top level by the supervisor.
 //! - [`state`]: what the supervisor shares with readers (books, pid, health).
 //! - [`signals`]: process-group signals and exit descriptions.
 
 pub mod child;
+pub mod forward;
 pub mod framing;
 pub mod options;
 pub mod signals;

@@ -52,6 +52,13 @@ impl WorkerOptions {
             .unwrap_or(cfg.health.check_interval_s.clamp(0.05, 1.0))
     }
 
+    /// Silence after which the worker no longer counts as alive in health (`process_alive`):
+    /// three missed reports (at least 0.5 s), never later than the hang threshold.
+    pub(crate) fn silent_limit(&self, cfg: &FeedConfig) -> Duration {
+        let s = (3.0 * self.report_every(cfg)).max(0.5);
+        Duration::from_secs_f64(s.clamp(0.01, 86_400.0)).min(self.hung_after(cfg))
+    }
+
     pub(crate) fn hung_after(&self, cfg: &FeedConfig) -> Duration {
         let s = self
             .hung_after_s

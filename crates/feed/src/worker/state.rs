@@ -23,6 +23,14 @@ pub struct WorkerShared {
     restarts: AtomicU64,
     queue_size: AtomicU64,
     health: Mutex<Tracked>,
+    /// When the current worker was last heard from (any frame), Unix ms.
+    heard_ms: AtomicU64,
+    /// Silence after which the worker counts as not alive (ms; 0: never).
+    silent_limit_ms: AtomicU64,
+    /// The supervisor is waiting for the consumer (the worker's silence is not its own).
+    consumer_wait: AtomicBool,
+    /// The supervisor judged the current worker hung.
+    hung: AtomicBool,
 }
 
 /// Health inputs behind one lock.
@@ -41,6 +49,8 @@ struct Tracked {
     state: ConnState,
     /// Per symbol: (last market event or going live, Unix ms of the last market event or 0).
     last_event: HashMap<String, (Instant, u64)>,
+    /// Per symbol, over every worker: (market events delivered, stale detections naming it).
+    symbol_counts: HashMap<String, (u64, u64)>,
     last_update_ms: Option<u64>,
 }
 
@@ -56,6 +66,7 @@ impl Default for Tracked {
             messages: 0,
             state: ConnState::Connecting,
             last_event: HashMap::new(),
+            symbol_counts: HashMap::new(),
             last_update_ms: None,
         }
     }
@@ -79,6 +90,42 @@ impl WorkerShared {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// Whether a worker process is running and responsive: not judged hung, and heard from
+    /// within its silence limit (unless the supervisor is the one waiting, for the consumer).
+    pub fn is_responsive(&self) -> bool {
+        if !self.is_alive() || self.hung.load(Ordering::Relaxed) {
+            return false;
+        }
+        let limit = self.silent_limit_ms.load(Ordering::Relaxed);
+        limit == 0
+            || self.consumer_wait.load(Ordering::Relaxed)
+            || unix_ms().saturating_sub(self.heard_ms.load(Ordering::Relaxed)) <= limit
+    }
+
+    /// A frame arrived from the worker (or the supervisor stopped waiting for the consumer).
+    pub(crate) fn heard(&self) {
+        self.heard_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    /// Sets the silence after which the worker counts as not alive.
+    pub(crate) fn set_silent_limit(&self, limit: std::time::Duration) {
+        self.silent_limit_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The supervisor starts or stops waiting for the consumer.
+    pub(crate) fn set_consumer_wait(&self, waiting: bool) {
+        self.consumer_wait.store(waiting, Ordering::Relaxed);
+        if !waiting {
+            self.heard();
+        }
+    }
+
+    /// The supervisor judged the current worker hung (it is being replaced).
+    pub(crate) fn set_hung(&self) {
+        self.hung.store(true, Ordering::Relaxed);
+    }
+
     /// Workers started to replace one that died, hung or broke the protocol.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
@@ -95,10 +142,11 @@ impl WorkerShared {
         books.get(symbol).cloned()
     }
 
-    /// The health snapshot: `process_alive` is the worker process, `queue_size` the events
+    /// The health snapshot: `process_alive` the worker process running and responsive (false while
+    /// it is dead, hung or being replaced), `queue_size` the events
     /// buffered between worker and consumer, counters summed over every worker so far.
     pub fn snapshot(&self) -> HealthSnapshot {
-        let alive = self.is_alive();
+        let alive = self.is_responsive();
         let t = self.tracked();
         let w = t.worker.as_ref();
         let now = Instant::now();
@@ -111,9 +159,13 @@ impl WorkerShared {
             .last_event
             .iter()
             .map(|(s, (at, unix))| {
+                let (messages, stale_detections) =
+                    t.symbol_counts.get(s).copied().unwrap_or_default();
                 let h = SymbolHealth {
                     seconds_since_last_event: now.duration_since(*at).as_secs_f64(),
                     last_update_ms: (*unix > 0).then_some(*unix),
+                    messages,
+                    stale_detections,
                 };
                 (s.clone(), h)
             })
@@ -146,6 +198,8 @@ impl WorkerShared {
     pub(crate) fn worker_started(&self, pid: u32, replacement: bool) {
         self.pid.store(pid, Ordering::Relaxed);
         self.alive.store(true, Ordering::Relaxed);
+        self.hung.store(false, Ordering::Relaxed);
+        self.heard();
         if replacement {
             self.restarts.fetch_add(1, Ordering::Relaxed);
         }
@@ -202,7 +256,11 @@ impl WorkerShared {
                 }
             }
             FeedEvent::Disconnected { .. } => self.set_state(ConnState::Disconnected),
-            FeedEvent::Stale { .. } => self.set_state(ConnState::Stale),
+            FeedEvent::Stale { symbol, .. } => {
+                let mut t = self.tracked();
+                t.state = ConnState::Stale;
+                t.symbol_counts.entry(symbol.clone()).or_default().1 += 1;
+            }
             FeedEvent::SubscriptionRefused { .. } => self.set_state(ConnState::Refused),
             FeedEvent::GaveUp { .. } => self.set_state(ConnState::Stopped),
             FeedEvent::Resync { symbol, .. } => self.invalidate(Some(symbol)),
@@ -215,6 +273,12 @@ impl WorkerShared {
         let unix = unix_ms();
         t.messages += 1;
         t.last_update_ms = Some(unix);
+        match t.symbol_counts.get_mut(symbol) {
+            Some(c) => c.0 += 1,
+            None => {
+                t.symbol_counts.insert(symbol.to_string(), (1, 0));
+            }
+        }
         match t.last_event.get_mut(symbol) {
             Some(at) => *at = (Instant::now(), unix),
             None => {

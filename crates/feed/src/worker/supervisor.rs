@@ -14,9 +14,9 @@
 //!   (`pid`, `exit_code` or `signal`) is logged the moment it is reaped, so no zombie survives.
 //! - An unexpected exit logs `bybit_connector_process_died`; a worker that sends nothing (not even
 //!   its periodic health report) for `hung_after_s` is stale: `bybit_connector_subprocess_stale`.
-//!   Either way the old process group gets SIGTERM, SIGKILL after `term_grace_s`
-//!   (`bybit_connector_subprocess_terminated`), and a new worker starts after the feed's capped,
-//!   jittered backoff ([`crate::backoff`]).
+//!   A dead or broken worker's process group gets SIGTERM, SIGKILL after `term_grace_s`, a hung
+//!   one SIGKILL at once (`bybit_connector_subprocess_terminated`), and a new worker starts after
+//!   the feed's capped, jittered backoff ([`crate::backoff`]).
 //! - Trades are de-duplicated by id across workers, and each new worker is told where the tape it
 //!   continues ends (`covered_ms`) so its first connection gap-fills from REST: zero lost, zero
 //!   duplicated trades across a worker restart.
@@ -37,6 +37,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::child::WorkerConfig;
+use super::forward::{close_link, LinkLog};
 use super::framing::{FrameCodec, WorkerMsg};
 use super::options::WorkerOptions;
 use super::signals::{describe, killpg};
@@ -73,6 +74,17 @@ impl WorkerFeed {
         let (tx, events) = mpsc::channel(cfg.feed.queue_capacity);
         let shared = Arc::new(WorkerShared::default());
         let cancel = CancellationToken::new();
+        shared.set_silent_limit(opts.silent_limit(&cfg));
+        let (_, _, _, log_every) = cfg.health_durations()?;
+        let label = format!("{}:{}", cfg.feed.category, cfg.feed.symbols.join(","));
+        let view = shared.clone();
+        let snapshot = move || (view.snapshot(), view.pid());
+        tokio::spawn(crate::feed::health_log::log_every(
+            snapshot,
+            cancel.clone(),
+            log_every,
+            label,
+        ));
         let sup = Supervisor {
             backoff: Backoff::new(cfg.backoff()?),
             cfg,
@@ -150,6 +162,9 @@ impl Drop for WorkerFeed {
     }
 }
 
+/// Why a worker is stopped when it stops sending anything (SIGKILL, no grace).
+const UNRESPONSIVE: &str = "unresponsive";
+
 /// How one worker's life ended.
 enum End {
     /// Shutdown requested, or the consumer is gone.
@@ -181,6 +196,10 @@ struct Worker {
     stdin: Option<tokio::process::ChildStdin>,
     exit: watch::Receiver<Option<ExitStatus>>,
     frames: FramedRead<tokio::process::ChildStdout, FrameCodec>,
+    /// Re-logs the worker's stderr; ends when the worker's stderr closes.
+    stderr_task: JoinHandle<()>,
+    /// The connection state the worker's forwarded events tell.
+    link: Arc<LinkLog>,
 }
 
 impl Supervisor {
@@ -197,7 +216,11 @@ impl Supervisor {
             }
             generation += 1;
             let end = match self.start(generation) {
-                Ok(w) => self.supervise(w).await,
+                Ok(mut w) => {
+                    let end = self.supervise(&mut w).await;
+                    self.close_link(w, &end).await;
+                    end
+                }
                 Err(e) => {
                     tracing::error!(
                         event = "bybit_connector_subprocess_spawn_failed",
@@ -292,13 +315,13 @@ impl Supervisor {
             match &status {
                 Ok(st) => {
                     let (exit_code, signal) = describe(st);
-                    tracing::warn!(
-                        event = "bybit_connector_subprocess_exited",
-                        pid,
-                        exit_code,
-                        signal,
-                        status = %st,
-                    );
+                    // A clean exit (e.g. on shutdown) is not a warning; a death is
+                    // (`bybit_connector_process_died` is the ERROR when it was unexpected).
+                    if st.success() {
+                        tracing::info!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
+                    } else {
+                        tracing::warn!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(event = "bybit_connector_subprocess_exited", pid, error = %e)
@@ -306,17 +329,20 @@ impl Supervisor {
             }
             let _ = exit_tx.send(Some(status.unwrap_or_else(|_| failed_status())));
         });
-        tokio::spawn(pump_stderr(pid, stderr));
+        let link = Arc::new(LinkLog::default());
+        let stderr_task = tokio::spawn(pump_stderr(pid, stderr, link.clone()));
         Ok(Worker {
             pid,
             stdin,
             exit,
             frames: FramedRead::with_capacity(stdout, FrameCodec, 64 * 1024),
+            stderr_task,
+            link,
         })
     }
 
     /// Runs one worker until it exits, hangs, breaks the protocol or is no longer wanted.
-    async fn supervise(&mut self, mut w: Worker) -> End {
+    async fn supervise(&mut self, w: &mut Worker) -> End {
         let pid = w.pid;
         let hung_after = self.opts.hung_after(&self.cfg);
         let check_every = (hung_after / 10).max(Duration::from_millis(10));
@@ -329,7 +355,7 @@ impl Supervisor {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => {
-                    self.terminate(&mut w, "shutdown").await;
+                    self.terminate(w, "shutdown").await;
                     return End::Stop;
                 }
                 status = exited(&mut w.exit) => {
@@ -365,17 +391,18 @@ impl Supervisor {
                     match frame {
                         Some(Ok(msg)) => {
                             if !self.handle(msg, pid, &mut live_since).await {
-                                self.terminate(&mut w, "consumer gone").await;
+                                self.terminate(w, "consumer gone").await;
                                 return End::Stop;
                             }
                             // Time spent waiting for the consumer is not the worker's silence.
                             last_frame = Instant::now();
+                            self.shared.heard();
                         }
                         Some(Err(e)) => {
                             tracing::error!(event = "bybit_connector_subprocess_protocol_error", pid, error = %e);
                             self.shared.supervisor_error(false);
                             self.shared.invalidate(None);
-                            self.terminate(&mut w, "protocol error").await;
+                            self.terminate(w, "protocol error").await;
                             return End::Failed {
                                 reason: format!("worker process {pid} broke the frame protocol: {e}"),
                                 live_for: live_for(live_since),
@@ -397,8 +424,9 @@ impl Supervisor {
                             stale_threshold = hung_after.as_secs_f64(),
                         );
                         self.shared.supervisor_error(true);
+                        self.shared.set_hung();
                         self.shared.invalidate(None);
-                        self.terminate(&mut w, "unresponsive").await;
+                        self.terminate(w, UNRESPONSIVE).await;
                         return End::Failed {
                             reason: format!(
                                 "worker process {pid} unresponsive for {:.1} s",
@@ -410,6 +438,16 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// After a worker ended, closes in the log a connection it could not ([`close_link`]).
+    async fn close_link(&self, w: Worker, end: &End) {
+        let reason = match end {
+            End::Stop => DisconnectReason::Shutdown.to_string(),
+            End::Failed { reason, .. } => reason.clone(),
+        };
+        let category = self.cfg.feed.category.to_string();
+        close_link(w.pid, w.stderr_task, &w.link, &reason, &category).await;
     }
 
     /// Applies one worker message; `false` when the consumer is gone.
@@ -472,7 +510,10 @@ impl Supervisor {
                     pid = self.shared.pid().unwrap_or(0),
                     "consumer is slow; the supervisor stops reading the worker's pipe (the worker waits) instead of dropping"
                 );
-                if self.tx.send(ev).await.is_err() {
+                self.shared.set_consumer_wait(true);
+                let sent = self.tx.send(ev).await;
+                self.shared.set_consumer_wait(false);
+                if sent.is_err() {
                     return false;
                 }
             }
@@ -491,9 +532,16 @@ impl Supervisor {
         let started = Instant::now();
         let mut sent = "none";
         if w.exit.borrow().is_none() {
-            sent = "SIGTERM";
-            killpg(pid, nix::sys::signal::Signal::SIGTERM);
-            killpg(pid, nix::sys::signal::Signal::SIGCONT);
+            if why == UNRESPONSIVE {
+                // A hung worker is not trusted to shut down: woken by SIGCONT it would judge its
+                // connection by the clock it missed and log a stale exchange that never was.
+                sent = "SIGKILL";
+                killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            } else {
+                sent = "SIGTERM";
+                killpg(pid, nix::sys::signal::Signal::SIGTERM);
+                killpg(pid, nix::sys::signal::Signal::SIGCONT);
+            }
         }
         let grace = Duration::from_secs_f64(self.opts.term_grace_s.clamp(0.0, 600.0));
         // Keep reading (and discarding) its stdout meanwhile, so a worker flushing on its way out

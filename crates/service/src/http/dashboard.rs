@@ -9,6 +9,12 @@ use axum::response::{IntoResponse, Response};
 pub const INDEX_HTML: &str = include_str!("assets/index.html");
 /// Its script.
 pub const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+/// Its candlestick chart (loaded before the script).
+pub const CHART_JS: &str = include_str!("assets/dashboard-chart.js");
+/// Its event rows (loaded before the script).
+pub const EVENTS_JS: &str = include_str!("assets/dashboard-events.js");
+/// Its book ladder (loaded before the script).
+pub const BOOK_JS: &str = include_str!("assets/dashboard-book.js");
 /// Its stylesheet.
 pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 
@@ -37,6 +43,21 @@ pub async fn index() -> Response {
 /// `GET /assets/dashboard.js`.
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+/// `GET /assets/dashboard-chart.js`.
+pub async fn chart_script() -> Response {
+    asset("text/javascript; charset=utf-8", CHART_JS)
+}
+
+/// `GET /assets/dashboard-events.js`.
+pub async fn events_script() -> Response {
+    asset("text/javascript; charset=utf-8", EVENTS_JS)
+}
+
+/// `GET /assets/dashboard-book.js`.
+pub async fn book_script() -> Response {
+    asset("text/javascript; charset=utf-8", BOOK_JS)
 }
 
 /// `GET /assets/dashboard.css`.

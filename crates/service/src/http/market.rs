@@ -1,4 +1,4 @@
-//! Market data routes: `GET /api/book/{symbol}` (the top N levels of the exact book) and
+//! Market data routes: `GET /api/book/{symbol}?top=N` (the top N levels of the exact book) and
 //! `GET /api/trades/{symbol}` (recent trades in the normalized schema, from memory or the store).
 
 use std::collections::HashSet;
@@ -17,7 +17,7 @@ use crate::service::state::RECENT_TRADES;
 use crate::service::{FeedKey, ServiceState};
 use crate::store::{Store, StoredTrade};
 
-/// Default levels per side of `/api/book`.
+/// Default levels per side of `/api/book` (`top`).
 pub const DEFAULT_DEPTH: u64 = 25;
 /// Most levels per side of `/api/book` (Bybit's deepest book).
 pub const MAX_DEPTH: u64 = 1000;
@@ -33,8 +33,11 @@ pub struct BookBody {
     pub symbol: String,
     /// Category.
     pub category: Category,
-    /// Levels per side requested.
-    pub depth: u64,
+    /// The book's depth: the `orderbook.{depth}` topic it is built from (`feed.depth`), as in
+    /// the normalized schema.
+    pub depth: usize,
+    /// Levels per side returned at most (the `top` parameter).
+    pub top: u64,
     /// Last applied update id.
     pub u: Option<u64>,
     /// Last cross sequence.
@@ -59,14 +62,22 @@ pub struct BookBody {
     pub asks: Vec<Pair>,
 }
 
-/// `GET /api/book/{symbol}?category=&depth=N`.
+/// `GET /api/book/{symbol}?category=&top=N`.
 pub async fn get_book(
     State(state): State<ServiceState>,
     Path(symbol): Path<String>,
     Query(params): Query<Params>,
 ) -> ApiResult<Json<BookBody>> {
+    if params.contains_key("depth") {
+        // `depth` is the book's (feed.depth), never a count to return: one meaning per name.
+        return Err(ApiError::bad_request(format!(
+            "depth is the book's subscribed depth (feed.depth), not a parameter: ask for the \
+             levels per side with top=N, e.g. /api/book/{}?top=10",
+            symbol.trim().to_ascii_uppercase()
+        )));
+    }
     let key = resolve(&state, &symbol, &params)?;
-    let depth = bounded(&params, "depth", DEFAULT_DEPTH, MAX_DEPTH)?;
+    let depth = bounded(&params, "top", DEFAULT_DEPTH, MAX_DEPTH)?;
     let book = state.book(&key).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -81,7 +92,8 @@ pub async fn get_book(
     Ok(Json(BookBody {
         symbol: key.symbol,
         category: key.category,
-        depth,
+        depth: book.depth(),
+        top: depth,
         u: book.last_u(),
         seq: book.seq(),
         ts_ms: book.ts_ms(),

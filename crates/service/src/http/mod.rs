@@ -2,7 +2,9 @@
 //! Prometheus metrics and the embedded dashboard, all read from a [`ServiceState`].
 //!
 //! # Routes
-//! - `GET /` (+ `/assets/dashboard.js`, `/assets/dashboard.css`): the dashboard ([`dashboard`]).
+//! - `GET /` (+ `/assets/dashboard.js`, `/assets/dashboard-chart.js`,
+//!   `/assets/dashboard-events.js`, `/assets/dashboard-book.js`, `/assets/dashboard.css`): the
+//!   dashboard ([`dashboard`]).
 //! - `GET /health`, `GET /api/status`, `GET /api/events/recent` ([`status`]).
 //! - `GET /api/book/{symbol}`, `GET /api/trades/{symbol}` ([`market`]).
 //! - `GET /api/candles/{symbol}` ([`candles`]).
@@ -11,7 +13,8 @@
 //! - State-changing routes the service adds with [`router_with`] sit behind the bearer-token guard
 //!   ([`auth`]).
 //!
-//! Errors are JSON `{"error": "...", "code": "..."}` ([`error`]).
+//! Errors are JSON `{"error": "...", "code": "..."}` ([`error`]); a request that matches no route
+//! but looks like one is answered with the right form ([`routes`]).
 
 pub mod auth;
 pub mod candles;
@@ -20,6 +23,7 @@ pub mod error;
 pub mod feeds;
 pub mod market;
 pub mod prometheus;
+pub mod routes;
 pub mod status;
 pub mod stream;
 
@@ -90,6 +94,9 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/dashboard.js", get(dashboard::script))
+        .route("/assets/dashboard-chart.js", get(dashboard::chart_script))
+        .route("/assets/dashboard-events.js", get(dashboard::events_script))
+        .route("/assets/dashboard-book.js", get(dashboard::book_script))
         .route("/assets/dashboard.css", get(dashboard::stylesheet))
         .route("/health", get(status::get_health))
         .route("/api/status", get(status::get_status))
@@ -107,12 +114,11 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
 }
 
 async fn not_found(req: Request) -> Response {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route {} {}", req.method(), req.uri().path()),
-    )
-    .into_response()
+    let mut message = format!("no route {} {}", req.method(), req.uri().path());
+    if let Some(hint) = routes::hint(req.uri().path(), req.uri().query()) {
+        message = format!("{message}: {hint}");
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message).into_response()
 }
 
 async fn nosniff(req: Request, next: Next) -> Response {

@@ -8,12 +8,14 @@
 //! - [`backfill`]: chunked, resumable kline backfill within the REST budget.
 //! - [`pipeline`]: one feed's events into state, candles, store and metrics.
 //! - [`runner`]: start everything, wait for a signal, stop everything.
+//! - [`verify`]: symbols the exchange could not be asked about at start, checked until it answers.
 
 pub mod backfill;
 pub mod metrics;
 pub mod pipeline;
 pub mod runner;
 pub mod state;
+pub mod verify;
 pub mod writer;
 
 pub use state::{FeedKey, FeedStatus, ServiceState, StreamEvent};

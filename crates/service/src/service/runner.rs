@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::backfill::{run_job, Job, KlineFetcher};
 use super::pipeline::{EventSource, Pipeline};
 use super::state::{FeedKey, ServiceState};
+use super::verify::{until_verified, verify, Pending};
 use super::writer::StoreWriter;
 use crate::backfill::RetryPolicy;
 use crate::budget::RateBudget;
@@ -82,13 +83,15 @@ pub enum ServiceError {
 }
 
 /// Checks that every symbol exists (`instruments-info`). An unknown symbol is fatal; an unreachable
-/// exchange is not (the feeds retry, status shows `down`).
+/// exchange is not (the feeds retry, status shows `down`): the symbols it could not check are
+/// returned, to be verified once it answers ([`super::verify`]).
 pub async fn check_symbols(
     http: &reqwest::Client,
     rest_url: &str,
     category: Category,
     symbols: &[String],
-) -> Result<(), ServiceError> {
+) -> Result<Vec<String>, ServiceError> {
+    let mut unverified = Vec::new();
     let url = format!(
         "{}/v5/market/instruments-info",
         rest_url.trim_end_matches('/')
@@ -103,10 +106,12 @@ pub async fn check_symbols(
             Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
             Ok(r) => {
                 tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, category = %category, status = r.status().as_u16());
+                unverified.push(symbol.clone());
                 continue;
             }
             Err(e) => {
                 tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, category = %category, error = %e);
+                unverified.push(symbol.clone());
                 continue;
             }
         };
@@ -129,10 +134,13 @@ pub async fn check_symbols(
                     message: format!("retCode 10001: {message}"),
                 })
             }
-            Err(e) => tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, error = %e),
+            Err(e) => {
+                tracing::warn!(event = "symbol_check_skipped", symbol = %symbol, error = %e);
+                unverified.push(symbol.clone());
+            }
         }
     }
-    Ok(())
+    Ok(unverified)
 }
 
 /// A started service.
@@ -199,8 +207,19 @@ pub async fn start<S: Source>(
             message: e.to_string(),
         })?;
     let categories = cfg.categories();
+    // Symbols REST could not confirm now are verified once it answers; their backfill waits.
+    let mut pending = Vec::new();
+    let mut verified_rx = std::collections::HashMap::new();
     for c in &categories {
-        check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols).await?;
+        for symbol in check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols).await? {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            verified_rx.insert((*c, symbol.clone()), rx);
+            pending.push(Pending {
+                category: *c,
+                symbol,
+                verified: tx,
+            });
+        }
     }
     let keys: Vec<FeedKey> = categories
         .iter()
@@ -274,13 +293,15 @@ pub async fn start<S: Source>(
                 to_ms: now,
                 limit: cfg.backfill.chunk_limit,
             };
-            backfills.spawn(run_job(
-                job,
-                fetcher.clone(),
-                permits.clone(),
-                writer.clone(),
-                state.clone(),
-            ));
+            let verified = verified_rx
+                .get(&(key.category, key.symbol.clone()))
+                .cloned();
+            let (fetcher, permits) = (fetcher.clone(), permits.clone());
+            let (writer, state) = (writer.clone(), state.clone());
+            backfills.spawn(async move {
+                until_verified(verified).await;
+                run_job(job, fetcher, permits, writer, state).await
+            });
         }
     } else {
         for key in &keys {
@@ -291,12 +312,28 @@ pub async fn start<S: Source>(
         }
     }
 
+    let mut checks = tokio::task::JoinSet::new();
+    for p in pending {
+        checks.spawn(verify(
+            http.clone(),
+            cfg.feed.rest_url.clone(),
+            p,
+            cancel.clone(),
+        ));
+    }
     let run_cancel = cancel.clone();
     let done = tokio::spawn(async move {
         let mut fatal = None;
         loop {
             tokio::select! {
                 _ = run_cancel.cancelled() => break,
+                r = checks.join_next(), if !checks.is_empty() => {
+                    if let Some(Ok(Err(e))) = r {
+                        fatal = Some(e);
+                        run_cancel.cancel();
+                        break;
+                    }
+                }
                 r = backfills.join_next(), if !backfills.is_empty() => {
                     if let Some(Ok(Err(e))) = r {
                         if matches!(e, crate::backfill::FatalError::UnknownSymbol { .. }) {
@@ -309,6 +346,7 @@ pub async fn start<S: Source>(
             }
         }
         backfills.abort_all();
+        checks.abort_all();
         for p in pipelines {
             if let Ok(source) = p.await {
                 source.stop().await;

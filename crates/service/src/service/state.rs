@@ -121,23 +121,19 @@ impl FeedStatus {
     /// Copies the health fields in (this symbol's freshness when the feed reports it).
     pub fn apply_health(&mut self, h: &HealthSnapshot, pid: Option<u32>) {
         self.status = h.status.clone();
-        match h.per_symbol.get(&self.symbol) {
-            Some(s) => {
-                self.seconds_since_last_event = Some(s.seconds_since_last_event);
-                self.last_update = s.last_update_ms.and_then(crate::feed::health::iso_time);
-            }
-            None => {
-                self.seconds_since_last_event = h.seconds_since_last_event;
-                self.last_update = h.last_update.clone();
-            }
-        }
+        // Counts and freshness are this symbol's own, never its connection's (which carries
+        // every symbol of the category); a symbol the feed has not reported yet has none.
+        let own = h.per_symbol.get(&self.symbol).cloned().unwrap_or_default();
+        let seen = h.per_symbol.contains_key(&self.symbol);
+        self.seconds_since_last_event = seen.then_some(own.seconds_since_last_event);
+        self.last_update = own.last_update_ms.and_then(crate::feed::health::iso_time);
         self.process_alive = h.process_alive;
         self.pid = pid;
         self.queue_size = h.queue_size;
         self.error_count = h.error_count;
         self.reconnects = h.reconnects;
-        self.stale_detections = h.stale_detections;
-        self.messages = h.messages;
+        self.stale_detections = own.stale_detections;
+        self.messages = own.messages;
     }
 }
 

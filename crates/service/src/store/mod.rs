@@ -20,12 +20,13 @@
 //! - Decimals are stored as TEXT, exactly as [`Decimal`] prints them (scale kept).
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::protocol::{Category, Side};
+
+pub mod data_dir;
 
 /// The database file name inside the data dir.
 pub const DB_FILE: &str = "hft-connector.sqlite3";
@@ -176,10 +177,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         };
-        fs::create_dir_all(dir).map_err(dir_err)?;
-        if !dir.is_dir() {
-            return Err(dir_err(std::io::Error::other("not a directory")));
-        }
+        data_dir::prepare(dir).map_err(dir_err)?;
         let path = dir.join(DB_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),

@@ -3,6 +3,7 @@ use super::*;
 use crate::normalized::TradeEvent;
 use crate::protocol::rest::Candle;
 use rust_decimal::Decimal;
+use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::str::FromStr;

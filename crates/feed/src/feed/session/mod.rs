@@ -83,8 +83,8 @@ pub enum Action {
     MarketEvent(String),
     /// Count an error (malformed frame, refusal, failed recovery).
     CountError,
-    /// Count a stale detection.
-    CountStale,
+    /// Count a stale detection of `symbol`.
+    CountStale(String),
     /// End the connection; the feed reconnects (or stops, for a refusal it reports as `down`).
     Close(DisconnectReason),
 }
@@ -449,7 +449,7 @@ impl Session {
             } = self.cfg.stale.check(t, live_ms, last)
             {
                 let stale_threshold = self.cfg.stale.stale_after.as_secs_f64();
-                self.actions.push_back(Action::CountStale);
+                self.actions.push_back(Action::CountStale(symbol.clone()));
                 self.actions.push_back(Action::SetState(ConnState::Stale));
                 tracing::warn!(
                     event = "bybit_connector_stale_connection_detected",

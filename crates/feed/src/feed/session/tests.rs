@@ -298,7 +298,7 @@ fn stale_is_judged_per_symbol_after_the_grace_period() {
     assert_eq!(
         actions,
         vec![
-            Action::CountStale,
+            Action::CountStale(ETH.into()),
             Action::SetState(ConnState::Stale),
             Action::Emit(stale),
             Action::Close(DisconnectReason::Stale),

@@ -10,6 +10,13 @@
     disconnected: "Disconnected",
     down: "Down",
   };
+  // One meaning each (the README says the same).
+  const STATUS_MEANING = {
+    connected: "Live: every subscription confirmed, data flowing",
+    connecting: "Opening the connection or awaiting subscription acknowledgements",
+    disconnected: "The connection ended or went stale; reconnecting by itself",
+    down: "Cannot deliver: the exchange is unreachable, a subscription was refused, or the feed gave up",
+  };
   const LADDER_ROWS = 12;
   const MAX_EVENTS = 150;
 
@@ -163,6 +170,7 @@
     badge.textContent = STATUS_LABEL[s.status] || String(s.status);
     badge.className = "badge status-" + status;
     badge.dataset.status = String(s.status);
+    badge.title = STATUS_MEANING[status] || "";
     c.dataset.status = String(s.status);
     const elapsed = (Date.now() - f.fetchedAt) / 1000;
     const lastMs = s.last_update ? Date.parse(s.last_update) : NaN;
@@ -183,8 +191,10 @@
     field(c, "pid", s.pid === null || s.pid === undefined ? (s.process_alive ? "in-process" : "–") : String(s.pid) + (s.process_alive ? "" : " (dead)"));
     field(c, "messages", String(s.messages === undefined ? "–" : s.messages));
     field(c, "stale", String(s.stale_detections === undefined ? "–" : s.stale_detections));
-    field(c, "bid", pairText(s.best_bid));
-    field(c, "ask", pairText(s.best_ask));
+    const asOf = s.status === "connected" || !isFinite(lastMs) ? "" : " (as of " + fmtTime(lastMs, false) + ")";
+    field(c, "bid", s.best_bid ? pairText(s.best_bid) + asOf : "–");
+    field(c, "ask", s.best_ask ? pairText(s.best_ask) + asOf : "–");
+    c.classList.toggle("stale", s.status !== "connected");
     const b = s.backfill || { done: 0, total: 0, state: "pending" };
     const pct = b.total > 0 ? Math.min(100, (100 * b.done) / b.total) : b.state === "done" ? 100 : 0;
     const fill = c.querySelector(".fill");
@@ -197,6 +207,9 @@
 
   function renderFeeds() {
     for (const key of state.order) renderFeed(key);
+    // Cards stay in category/symbol order whenever each was first seen.
+    const cards = [...$("feeds").children].map((c) => c.dataset.feed);
+    if (cards.join("|") !== state.order.join("|")) $("feeds").append(...state.order.map(card));
     const all = state.order.map((k) => state.feeds.get(k).status);
     const up = all.filter((s) => s.status === "connected").length;
     const h = $("health");
@@ -247,9 +260,9 @@
   async function refreshBook() {
     const p = selectedParts();
     if (!p) return;
-    $("book-title").textContent = "Order book · " + p.symbol;
+    $("book-title").textContent = "Order book · " + p.category + "/" + p.symbol;
     const url =
-      "/api/book/" + encodeURIComponent(p.symbol) + "?category=" + encodeURIComponent(p.category) + "&depth=" + LADDER_ROWS;
+      "/api/book/" + encodeURIComponent(p.symbol) + "?category=" + encodeURIComponent(p.category) + "&top=" + LADDER_ROWS;
     const wanted = state.selected;
     let book = null;
     let info = "";
@@ -260,43 +273,19 @@
       info = e.message;
     }
     if (state.selected !== wanted) return; // a newer selection owns the ladder
+    const f = state.feeds.get(wanted);
+    if (book && f && f.status.status !== "connected") {
+      // Not live: the last book received, and when (never shown as if current).
+      book.staleAsOf = fmtTime(book.ts_ms, false) + " UTC";
+      info = "stale · as of " + book.staleAsOf + " · " + info;
+    }
     state.book = book;
     $("book-info").textContent = info;
     renderBook();
   }
 
-  function ladderRows(tbody, levels, cls, reverse) {
-    const rows = [];
-    let total = 0;
-    const cum = levels.map((l) => (total += Number(l[1])));
-    const max = total || 1;
-    levels.forEach((l, i) => {
-      const tr = el("tr", cls);
-      const price = el("td", "num price", l[0]);
-      const size = el("td", "num", l[1]);
-      const tot = el("td", "num", cum[i].toLocaleString(undefined, { maximumFractionDigits: 6 }));
-      const bar = el("div", "depth");
-      bar.style.width = ((100 * cum[i]) / max).toFixed(1) + "%";
-      tot.append(bar);
-      tr.append(price, size, tot);
-      rows.push(tr);
-    });
-    if (reverse) rows.reverse();
-    tbody.replaceChildren(...rows);
-  }
-
   function renderBook() {
-    const b = state.book;
-    if (!b) {
-      $("asks").replaceChildren();
-      $("bids").replaceChildren();
-      $("spread").textContent = "no book";
-      return;
-    }
-    ladderRows($("asks"), b.asks || [], "ask", true);
-    ladderRows($("bids"), b.bids || [], "bid", false);
-    $("spread").textContent =
-      b.spread !== null && b.spread !== undefined ? "spread " + b.spread + " · mid " + b.mid : "–";
+    window.HftBook.render(state.book);
   }
 
   // ---------------------------------------------------------------- candles
@@ -309,7 +298,7 @@
     const url =
       "/api/candles/" + encodeURIComponent(p.symbol) + "?category=" + encodeURIComponent(p.category) +
       "&interval=" + encodeURIComponent(interval) + "&limit=300";
-    $("chart-title").textContent = "Candles · " + p.symbol + " · " + interval;
+    $("chart-title").textContent = "Candles · " + p.category + "/" + p.symbol + " · " + interval;
     try {
       const body = await getJson(url);
       if (state.selected + "@" + $("interval").value !== key) return;
@@ -324,8 +313,11 @@
         low: Number(c.low),
         close: Number(c.close),
       }));
+      const first = state.candles[0];
+      const last = state.candles[state.candles.length - 1];
+      const span = first ? " · " + fmtTime(first.start_ms, false) + "–" + fmtTime(last.start_ms, false) + " UTC" : "";
       $("chart-info").textContent =
-        body.count + " candles" + (body.derived_from ? " (from 1m)" : "");
+        body.count + " candles" + (body.derived_from ? " (from 1m)" : "") + span;
     } catch (e) {
       state.candles = [];
       $("chart-info").textContent = e.message;
@@ -383,117 +375,13 @@
   }
 
   function drawChart() {
-    const canvas = $("chart");
-    const dpr = window.devicePixelRatio || 1;
-    const w = canvas.clientWidth;
-    const h = canvas.clientHeight;
-    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-      canvas.width = Math.round(w * dpr);
-      canvas.height = Math.round(h * dpr);
-    }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const axisW = 78;
-    const axisH = 22;
-    const plotW = w - axisW;
-    const plotH = h - axisH;
-    ctx.font = "11px system-ui, sans-serif";
-    // Candle pitch: wide when few candles, at least 4 px (older ones scroll off the left).
-    const step = Math.max(4, Math.min(14, Math.floor(plotW / Math.max(1, state.candles.length))));
-    const n = Math.max(1, Math.floor(plotW / step));
-    const shown = state.candles.slice(-n);
-    if (!shown.length) {
-      ctx.fillStyle = "#8595a8";
-      ctx.fillText("No candles yet", 12, 24);
-      return;
-    }
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const c of shown) {
-      lo = Math.min(lo, c.low);
-      hi = Math.max(hi, c.high);
-    }
-    if (hi === lo) {
-      hi += 1;
-      lo -= 1;
-    }
-    const pad = (hi - lo) * 0.06;
-    hi += pad;
-    lo -= pad;
-    const top = 10;
-    const y = (v) => top + (plotH - top) - ((v - lo) / (hi - lo)) * (plotH - top);
-    // grid + price axis
-    ctx.strokeStyle = "#253041";
-    ctx.fillStyle = "#8595a8";
-    ctx.lineWidth = 1;
-    for (let i = 0; i <= 5; i++) {
-      const v = lo + ((hi - lo) * i) / 5;
-      const yy = Math.round(y(v)) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(0, yy);
-      ctx.lineTo(plotW, yy);
-      ctx.stroke();
-      ctx.fillText(v.toFixed(v >= 1000 ? 1 : 4), plotW + 6, yy + 4);
-    }
-    // candles, newest at the right edge
-    const x0 = plotW - shown.length * step;
-    const body = Math.max(1, step - 3);
-    shown.forEach((c, i) => {
-      const x = x0 + i * step;
-      const up = c.close >= c.open;
-      const color = up ? "#1fbf75" : "#ef4f5f";
-      ctx.strokeStyle = color;
-      ctx.fillStyle = color;
-      const cx = Math.round(x + body / 2) + 0.5;
-      ctx.beginPath();
-      ctx.moveTo(cx, y(c.high));
-      ctx.lineTo(cx, y(c.low));
-      ctx.stroke();
-      const bodyTop = y(Math.max(c.open, c.close));
-      const bh = Math.max(1, Math.abs(y(c.open) - y(c.close)));
-      ctx.fillRect(x, bodyTop, body, bh);
-    });
-    // time axis
-    ctx.fillStyle = "#8595a8";
-    const every = Math.max(1, Math.ceil(90 / step));
-    for (let i = shown.length - 1; i >= 0; i -= every) {
-      const x = x0 + i * step;
-      if (x < 20) break;
-      const label = state.intervalMs >= 86400000
-        ? new Date(shown[i].start_ms).toISOString().slice(5, 10)
-        : fmtTime(shown[i].start_ms, false).slice(0, 5);
-      ctx.fillText(label, x - 14, plotH + 15);
-    }
-    // last price line
-    const last = shown[shown.length - 1];
-    const ly = Math.round(y(last.close)) + 0.5;
-    ctx.strokeStyle = "#4c9aff";
-    ctx.setLineDash([4, 3]);
-    ctx.beginPath();
-    ctx.moveTo(0, ly);
-    ctx.lineTo(plotW, ly);
-    ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = "#4c9aff";
-    ctx.fillRect(plotW + 2, ly - 8, axisW - 4, 16);
-    ctx.fillStyle = "#0f1419";
-    ctx.fillText(String(last.close), plotW + 6, ly + 4);
+    window.HftChart.draw($("chart"), state.candles, state.intervalMs);
   }
 
   // ---------------------------------------------------------------- events
 
   function eventItem(e) {
-    const li = el("li");
-    const t = Date.parse(e.timestamp);
-    li.append(
-      el("span", "t", isFinite(t) ? fmtTime(t, true) : String(e.timestamp)),
-      el("span", "lvl lvl-" + (["INFO", "WARN", "ERROR"].includes(e.level) ? e.level : "INFO"), e.level),
-      el("span", "ev", e.event),
-      el("span", null, e.symbol ? (e.category ? e.category + "/" : "") + e.symbol : ""),
-      el("span", "detail-text", e.detail)
-    );
-    return li;
+    return window.HftEvents.item(e);
   }
 
   function renderEvents() {
