@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== NATS test dependencies (Debian nats-server, nats-py)"
+scripts/nats-deps.sh
+
 echo "== cargo test (unit, integration, property and doc tests; benches and examples build)"
 cargo test --all-targets --locked
 cargo test --doc --locked

@@ -131,9 +131,11 @@ pub struct ServiceConfig {
     pub http: HttpSection,
     /// `[service]`
     pub service: ServiceSection,
+    /// `[sinks]` (`[sinks.nats]`)
+    pub sinks: crate::sinks::SinksSection,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "feed",
     "health",
     "heartbeat",
@@ -142,10 +144,13 @@ const SECTIONS: [&str; 8] = [
     "store",
     "http",
     "service",
+    "sinks",
 ];
+/// Sections whose keys live in named sub-tables: `HFT_CONNECTOR_SINKS_NATS_URL` is `[sinks.nats] url`.
+const NESTED: [&str; 1] = ["sinks"];
 const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 12] = [
     "interval",
     "ws_url",
     "rest_url",
@@ -154,6 +159,10 @@ const TEXT_KEYS: [&str; 8] = [
     "token",
     "data_dir",
     "isolation",
+    "url",
+    "stream",
+    "subject_prefix",
+    "books",
 ];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
@@ -204,12 +213,27 @@ impl ServiceConfig {
             let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
                 continue;
             };
-            let key = &rest[section.len() + 1..];
+            let mut key = &rest[section.len() + 1..];
             let entry = table
                 .entry(section.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(t) = entry else {
                 return Err(bad(section, "must be a table"));
+            };
+            let t = if NESTED.contains(section) {
+                let Some((sub, k)) = key.split_once('_') else {
+                    continue;
+                };
+                key = k;
+                let entry = t
+                    .entry(sub.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(inner) = entry else {
+                    return Err(bad(&format!("{section}.{sub}"), "must be a table"));
+                };
+                inner
+            } else {
+                t
             };
             t.insert(key.to_string(), env_value(key, &raw));
         }
@@ -258,6 +282,7 @@ impl ServiceConfig {
         if let Some(t) = &a.token {
             self.http.token = Some(t.clone());
         }
+        self.sinks.nats.apply_args(&a.nats);
         Ok(())
     }
 
@@ -371,6 +396,7 @@ impl ServiceConfig {
         if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(bad("http.token", "must be at least 8 characters"));
         }
+        self.sinks.validate()?;
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed.
 //! - [`service`]: the `run` service and its shared state (statuses, books, trades, events).
+//! - [`sinks`]: the NATS JetStream publisher of normalized events (`[sinks.nats]`).
 //! - [`http`]: the HTTP API (status, book, trades, candles, SSE events), Prometheus `/metrics`, the
 //!   token guard and the embedded dashboard.
 //! - [`config`]: the service's TOML/environment/flag configuration and its validation.
@@ -43,6 +44,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod service;
 pub mod sim;
+pub mod sinks;
 pub mod source;
 pub mod store;
 pub mod worker;

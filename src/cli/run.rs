@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Token required by state-changing HTTP routes.
     #[arg(long, env = "HFT_CONNECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Publishing to NATS JetStream (`[sinks.nats]`).
+    #[command(flatten)]
+    pub nats: crate::sinks::NatsArgs,
 }
 
 /// The HTTP routes the service serves: status API, metrics, event stream and dashboard.

@@ -1,0 +1,201 @@
+//! `[sinks.nats]`: where and how the NATS JetStream sink publishes (TOML keys, the `--nats-*` flags
+//! shared by `run` and `stream`, defaults and validation naming the bad field).
+
+use std::str::FromStr;
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::feed::config::ConfigError;
+
+/// What is published for order books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BooksMode {
+    /// Every applied update (snapshot or delta) with its levels: consumers rebuild the full book.
+    #[default]
+    Deltas,
+    /// A `book_top` event per update: best bid/ask and level counts, no levels.
+    Top,
+    /// No book messages.
+    None,
+}
+
+/// `[sinks.nats]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSection {
+    /// Server URL (`nats://127.0.0.1:4222`); empty: the sink is off.
+    pub url: String,
+    /// JetStream stream name; created if missing with subjects `{subject_prefix}.>`.
+    pub stream: String,
+    /// First subject token: `{prefix}.bybit.{category}.{symbol}.trade|book|status`.
+    pub subject_prefix: String,
+    /// The stream's duplicate window (s): a `Nats-Msg-Id` seen within it is stored once.
+    pub dedup_window_s: f64,
+    /// Publishes awaiting their JetStream ack at once.
+    pub max_in_flight: usize,
+    /// `deltas`, `top` or `none`.
+    pub books: BooksMode,
+    /// Messages buffered between the feed and the sink; when full new ones are dropped and counted.
+    pub buffer: usize,
+    /// How long a publish ack may take before the message is re-sent (s).
+    pub ack_timeout_s: f64,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        NatsSection {
+            url: String::new(),
+            stream: "MARKET_DATA".into(),
+            subject_prefix: "md".into(),
+            dedup_window_s: 120.0,
+            max_in_flight: 1024,
+            books: BooksMode::Deltas,
+            buffer: 65_536,
+            ack_timeout_s: 5.0,
+        }
+    }
+}
+
+/// `[sinks]`: where normalized events go besides the service itself.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinksSection {
+    /// `[sinks.nats]`
+    pub nats: NatsSection,
+}
+
+/// The `--nats-*` flags (each overrides `[sinks.nats]` and `HFT_CONNECTOR_SINKS_NATS_*`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct NatsArgs {
+    /// Publish normalized events to this NATS server (e.g. nats://127.0.0.1:4222).
+    #[arg(long = "nats-url", value_name = "URL")]
+    pub url: Option<String>,
+    /// JetStream stream name (created if missing).
+    #[arg(long = "nats-stream", value_name = "NAME")]
+    pub stream: Option<String>,
+    /// Subject prefix (default md).
+    #[arg(long = "nats-subject-prefix", value_name = "PREFIX")]
+    pub subject_prefix: Option<String>,
+    /// The stream's de-duplication window in seconds.
+    #[arg(long = "nats-dedup-window-s", value_name = "S")]
+    pub dedup_window_s: Option<f64>,
+    /// Publishes awaiting their ack at once.
+    #[arg(long = "nats-max-in-flight", value_name = "N")]
+    pub max_in_flight: Option<usize>,
+    /// What to publish for books.
+    #[arg(long = "nats-books", value_enum)]
+    pub books: Option<BooksMode>,
+    /// Messages buffered for the sink (drop and count beyond).
+    #[arg(long = "nats-buffer", value_name = "N")]
+    pub buffer: Option<usize>,
+}
+
+fn bad(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Whether `token` can be one subject token (no separators, wildcards or spaces).
+pub fn valid_token(token: &str) -> bool {
+    !token.is_empty()
+        && !token
+            .chars()
+            .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control())
+}
+
+impl NatsSection {
+    /// Whether the sink is configured.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    /// Applies the flags.
+    pub fn apply_args(&mut self, a: &NatsArgs) {
+        if let Some(v) = &a.url {
+            self.url = v.clone();
+        }
+        if let Some(v) = &a.stream {
+            self.stream = v.clone();
+        }
+        if let Some(v) = &a.subject_prefix {
+            self.subject_prefix = v.clone();
+        }
+        if let Some(v) = a.dedup_window_s {
+            self.dedup_window_s = v;
+        }
+        if let Some(v) = a.max_in_flight {
+            self.max_in_flight = v;
+        }
+        if let Some(v) = a.books {
+            self.books = v;
+        }
+        if let Some(v) = a.buffer {
+            self.buffer = v;
+        }
+    }
+
+    /// Checks every field (only when the sink is on); the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if let Err(e) = async_nats::ServerAddr::from_str(self.url.trim()) {
+            return Err(bad(
+                "sinks.nats.url",
+                format!(
+                    "{:?} is not a NATS URL like nats://127.0.0.1:4222: {e}",
+                    self.url
+                ),
+            ));
+        }
+        if self.stream.is_empty() || !valid_token(&self.stream) || self.stream.contains(['/', '\\'])
+        {
+            return Err(bad(
+                "sinks.nats.stream",
+                format!(
+                    "{:?} is not a stream name (no spaces, '.', '*', '>', '/' or '\\')",
+                    self.stream
+                ),
+            ));
+        }
+        if self.subject_prefix.is_empty() || !self.subject_prefix.split('.').all(valid_token) {
+            return Err(bad(
+                "sinks.nats.subject_prefix",
+                format!("{:?} is not a subject prefix (dot-separated tokens without spaces or wildcards)", self.subject_prefix),
+            ));
+        }
+        if !(self.dedup_window_s.is_finite() && self.dedup_window_s > 0.0) {
+            return Err(bad(
+                "sinks.nats.dedup_window_s",
+                "must be a positive number of seconds",
+            ));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 65_536 {
+            return Err(bad(
+                "sinks.nats.max_in_flight",
+                "must be between 1 and 65536",
+            ));
+        }
+        if self.buffer == 0 {
+            return Err(bad("sinks.nats.buffer", "must be at least 1"));
+        }
+        if !(self.ack_timeout_s.is_finite() && self.ack_timeout_s > 0.0) {
+            return Err(bad(
+                "sinks.nats.ack_timeout_s",
+                "must be a positive number of seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SinksSection {
+    /// Checks every sink.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.nats.validate()
+    }
+}
