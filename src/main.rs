@@ -32,6 +32,10 @@ enum Command {
     Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
     Simulate(hft_connector::cli::simulate::SimulateArgs),
+    /// The live feed without HTTP or store: normalized events as JSON lines on stdout (and NATS).
+    Stream(hft_connector::cli::stream::StreamArgs),
+    /// Read a NATS JetStream subject as JSON lines, from a sequence or a time, reporting gaps.
+    Tail(hft_connector::cli::tail::TailArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => hft_connector::cli::demo::main(args),
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
+        Command::Stream(args) => hft_connector::cli::stream::main(args),
+        Command::Tail(args) => hft_connector::cli::tail::main(args),
         Command::Worker(args) => hft_connector::cli::worker::main(args),
     }
 }

@@ -4,4 +4,6 @@ pub mod decode;
 pub mod demo;
 pub mod run;
 pub mod simulate;
+pub mod stream;
+pub mod tail;
 pub mod worker;

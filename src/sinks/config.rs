@@ -143,7 +143,16 @@ impl NatsSection {
         if !self.enabled() {
             return Ok(());
         }
-        if let Err(e) = async_nats::ServerAddr::from_str(self.url.trim()) {
+        let addr = async_nats::ServerAddr::from_str(self.url.trim())
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                if a.host().is_empty() {
+                    Err("no host".to_string())
+                } else {
+                    Ok(a)
+                }
+            });
+        if let Err(e) = addr {
             return Err(bad(
                 "sinks.nats.url",
                 format!(
@@ -197,5 +206,120 @@ impl SinksSection {
     /// Checks every sink.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.nats.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::run::RunArgs;
+    use crate::config::ServiceConfig;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn off_by_default_then_file_env_and_flags() {
+        let c = ServiceConfig::load(&RunArgs::default(), Vec::new()).unwrap();
+        assert!(!c.sinks.nats.enabled());
+        assert_eq!(c.sinks.nats.subject_prefix, "md");
+        assert_eq!(c.sinks.nats.books, BooksMode::Deltas);
+
+        let dir = std::env::temp_dir().join(format!("hftc-sinks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[sinks.nats]\nurl = \"nats://127.0.0.1:4222\"\nstream = \"FILE\"\nbooks = \"top\"\nmax_in_flight = 64\n",
+        )
+        .unwrap();
+        let mut a = RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        };
+        let e = env(&[
+            ("HFT_CONNECTOR_SINKS_NATS_STREAM", "ENV"),
+            ("HFT_CONNECTOR_SINKS_NATS_SUBJECT_PREFIX", "prod.md"),
+            ("HFT_CONNECTOR_SINKS_NATS_DEDUP_WINDOW_S", "30"),
+        ]);
+        let c = ServiceConfig::load(&a, e.clone()).unwrap();
+        let n = &c.sinks.nats;
+        assert!(n.enabled());
+        assert_eq!(n.stream, "ENV", "env beats file");
+        assert_eq!(n.subject_prefix, "prod.md");
+        assert_eq!(n.dedup_window_s, 30.0);
+        assert_eq!(n.books, BooksMode::Top, "file beats default");
+        assert_eq!(n.max_in_flight, 64);
+        a.nats.stream = Some("FLAG".into());
+        a.nats.books = Some(BooksMode::None);
+        a.nats.url = Some("nats://10.0.0.1:4223".into());
+        let c = ServiceConfig::load(&a, e).unwrap();
+        assert_eq!(c.sinks.nats.stream, "FLAG", "flags beat env");
+        assert_eq!(c.sinks.nats.books, BooksMode::None);
+        assert_eq!(c.sinks.nats.url, "nats://10.0.0.1:4223");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let url = ("HFT_CONNECTOR_SINKS_NATS_URL", "nats://127.0.0.1:4222");
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![("HFT_CONNECTOR_SINKS_NATS_URL", "nats://")],
+                "sinks.nats.url",
+            ),
+            (
+                vec![("HFT_CONNECTOR_SINKS_NATS_URL", "http://127.0.0.1:4222")],
+                "sinks.nats.url",
+            ),
+            (
+                vec![("HFT_CONNECTOR_SINKS_NATS_URL", "nats://h:port")],
+                "sinks.nats.url",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_STREAM", "a.b")],
+                "sinks.nats.stream",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_SUBJECT_PREFIX", "md.>")],
+                "sinks.nats.subject_prefix",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_SUBJECT_PREFIX", "md..x")],
+                "sinks.nats.subject_prefix",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_DEDUP_WINDOW_S", "0")],
+                "sinks.nats.dedup_window_s",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_MAX_IN_FLIGHT", "0")],
+                "sinks.nats.max_in_flight",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_BUFFER", "0")],
+                "sinks.nats.buffer",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_BOOKS", "all")],
+                "config",
+            ),
+            (vec![("HFT_CONNECTOR_SINKS_NATS_NOPE", "1")], "config"),
+        ];
+        for (pairs, field) in cases {
+            let e = ServiceConfig::load(&RunArgs::default(), env(&pairs)).expect_err(field);
+            assert_eq!(e.field, field, "{pairs:?}: {e}");
+        }
+        // Invalid values are fine while the sink is off.
+        let c = ServiceConfig::load(
+            &RunArgs::default(),
+            env(&[("HFT_CONNECTOR_SINKS_NATS_MAX_IN_FLIGHT", "0")]),
+        )
+        .unwrap();
+        assert!(!c.sinks.nats.enabled());
     }
 }
