@@ -188,6 +188,41 @@ async fn an_unreachable_nats_never_blocks_the_feed_and_drops_are_counted() {
     assert_ne!(st.state, "connected");
     assert!(st.buffered <= 16, "{st:?}");
     assert_eq!(r.state.status(&key()).expect("status").status, "connected");
+    // The operator sees it: /api/status, /metrics and the dashboard's pill.
+    let base = format!("http://{}", r.addr);
+    let status: serde_json::Value = reqwest::get(format!("{base}/api/status"))
+        .await
+        .expect("GET /api/status")
+        .json()
+        .await
+        .expect("JSON");
+    let n = &status["sinks"]["nats"];
+    assert!(n["dropped"].as_u64().unwrap_or(0) > 0, "{n}");
+    assert_eq!(n["stream"], "MARKET_DATA");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("hft_connector_nats_connected{stream=\"MARKET_DATA\"} 0\n"));
+    assert!(metrics.contains("hft_connector_nats_dropped_total{stream=\"MARKET_DATA\"} "));
+    let html = reqwest::get(format!("{base}/"))
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("html");
+    assert!(html.contains("/assets/sinks.js") && html.contains("id=\"nats\""));
+    let js = reqwest::get(format!("{base}/assets/sinks.js"))
+        .await
+        .expect("GET js");
+    assert_eq!(js.status(), 200);
+    assert!(js
+        .text()
+        .await
+        .expect("js")
+        .contains("body.sinks && body.sinks.nats"));
     r.stop();
     r.wait().await.expect("clean stop");
     sim.shutdown().await;

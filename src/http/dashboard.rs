@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 pub const INDEX_HTML: &str = include_str!("assets/index.html");
 /// Its script.
 pub const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
+/// The sinks pill's script.
+pub const SINKS_JS: &str = include_str!("assets/sinks.js");
 /// Its stylesheet.
 pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 
@@ -37,6 +39,11 @@ pub async fn index() -> Response {
 /// `GET /assets/dashboard.js`.
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", DASHBOARD_JS)
+}
+
+/// `GET /assets/sinks.js`.
+pub async fn sinks_script() -> Response {
+    asset("text/javascript; charset=utf-8", SINKS_JS)
 }
 
 /// `GET /assets/dashboard.css`.

@@ -76,6 +76,7 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
         .route("/", get(dashboard::index))
         .route("/assets/dashboard.js", get(dashboard::script))
         .route("/assets/dashboard.css", get(dashboard::stylesheet))
+        .route("/assets/sinks.js", get(dashboard::sinks_script))
         .route("/health", get(status::get_health))
         .route("/api/status", get(status::get_status))
         .route("/api/events/recent", get(status::get_recent_events))

@@ -34,7 +34,7 @@ type AckFuture = Pin<
 
 /// What the feed hands the sink: market events are encoded in the sink's task, off the feed's path.
 enum Item {
-    Market(Category, FeedEvent),
+    Market(Category, Box<FeedEvent>),
     Ready(Outgoing),
 }
 
@@ -123,7 +123,7 @@ impl NatsSink {
             }
             match self.tx.try_reserve() {
                 Ok(permit) => {
-                    permit.send(Item::Market(category, ev.clone()));
+                    permit.send(Item::Market(category, Box::new(ev.clone())));
                     self.stats.buffered.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => self.dropped(),
@@ -404,7 +404,7 @@ async fn run(
                 };
                 stats.buffered.fetch_sub(1, Ordering::Relaxed);
                 let out = match item {
-                    Item::Market(category, ev) => message::market(&cfg.subject_prefix, cfg.books, category, ev),
+                    Item::Market(category, ev) => message::market(&cfg.subject_prefix, cfg.books, category, *ev),
                     Item::Ready(out) => Some(out),
                 };
                 if let Some(out) = out {
