@@ -226,6 +226,7 @@ async fn an_unreachable_nats_never_blocks_the_feed_and_drops_are_counted() {
     r.stop();
     r.wait().await.expect("clean stop");
     sim.shutdown().await;
+    tmp("unreachable"); // removes the data dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,4 +301,5 @@ async fn a_nats_restart_mid_stream_loses_no_trade_and_stores_none_twice() {
     r.stop();
     r.wait().await.expect("clean stop");
     sim.shutdown().await;
+    tmp("restart"); // removes the data dir
 }
