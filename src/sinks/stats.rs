@@ -185,7 +185,7 @@ impl NatsStats {
             g(&self.buffered),
         );
         family(
-            "ack_seconds_sum",
+            "ack_seconds_total",
             "counter",
             "Sum of publish-to-ack times (s); divided by acks_total: the mean.",
             g(&self.ack_us_sum) / 1e6,
