@@ -1,7 +1,7 @@
 //! The NATS sink inside the `run` service against the simulator and a real `nats-server`: a NATS
 //! restart mid-stream loses nothing and stores nothing twice (checked trade by trade against the
 //! simulator's journal), and a NATS that is down or gone never blocks the feed (what cannot be
-//! buffered is dropped and counted).
+//! buffered is dropped and counted). `stream --nats-url` publishes what it prints.
 
 mod nats_common;
 
@@ -302,4 +302,73 @@ async fn a_nats_restart_mid_stream_loses_no_trade_and_stores_none_twice() {
     r.wait().await.expect("clean stop");
     sim.shutdown().await;
     tmp("restart"); // removes the data dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_publishes_what_it_prints() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(nats) = NatsServer::start("stream") else {
+        return;
+    };
+    let sim = sim(33).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hft-connector"))
+        .args(["stream", "--isolation", "in-process", "--market-only"])
+        .args(["--ws-url", &format!("ws://{}/v5/public", sim.addr())])
+        .args(["--rest-url", &sim.rest_url()])
+        .args(["--symbols", "BTCUSDT", "--category", "linear"])
+        .args(["--nats-url", &nats.url(), "--nats-stream", "PIPE"])
+        .args(["--nats-subject-prefix", "pipe.md", "--nats-books", "top"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stream starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut ids = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+            assert!(
+                v["type"] == "trade" || v["type"] == "book",
+                "market only: {v}"
+            );
+            if v["type"] == "trade" {
+                ids.push(v["id"].as_str().expect("id").to_string());
+                if ids.len() == 30 {
+                    break;
+                }
+            }
+        }
+        ids
+    })
+    .await
+    .expect("reader");
+    assert_eq!(printed.len(), 30);
+    let stored = read_until(
+        &nats.url(),
+        "PIPE",
+        "pipe.md.bybit.linear.BTCUSDT.trade",
+        Duration::from_secs(60),
+        |m| {
+            printed
+                .iter()
+                .all(|id| m.iter().any(|s| s.json["id"] == id.as_str()))
+        },
+    )
+    .await;
+    assert!(stored.iter().all(|s| s.json["category"] == "linear"));
+    let books = read_until(
+        &nats.url(),
+        "PIPE",
+        "pipe.md.bybit.linear.BTCUSDT.book",
+        Duration::from_secs(60),
+        |m| !m.is_empty(),
+    )
+    .await;
+    assert_eq!(books[0].json["type"], "book_top", "--nats-books top");
+    assert!(books[0].json["best_bid"].is_array());
+    let _ = child.kill();
+    let _ = child.wait();
+    sim.shutdown().await;
 }
