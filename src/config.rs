@@ -1,7 +1,7 @@
 //! Service configuration: one TOML file (`[feed]`, `[health]`, `[heartbeat]`, `[reconnect]`,
-//! `[backfill]`, `[store]`, `[http]`, `[service]`), overridden by `HFT_CONNECTOR_<SECTION>_<KEY>`
-//! environment variables, overridden by command-line flags; validated once, with errors naming the
-//! field and why.
+//! `[backfill]`, `[store]`, `[http]`, `[service]`, `[sinks.nats]`), overridden by
+//! `HFT_CONNECTOR_<SECTION>_<KEY>` environment variables (`HFT_CONNECTOR_SINKS_NATS_<KEY>`),
+//! overridden by command-line flags; validated once, with errors naming the field and why.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
