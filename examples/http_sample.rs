@@ -128,6 +128,14 @@ async fn main() -> anyhow::Result<()> {
         token,
         Some(store_path),
     );
+    // A NATS sink that never connects (nothing listens on port 1): its status line and
+    // hft_connector_nats_* metrics are exported like a real one's.
+    state.set_nats(hft_connector::sinks::NatsSink::start(
+        hft_connector::sinks::NatsSection {
+            url: "nats://127.0.0.1:1".into(),
+            ..Default::default()
+        },
+    ));
     state.update_status(&btc, |s| {
         s.backfill.done = 132;
         s.backfill.total = 132;

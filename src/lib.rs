@@ -7,7 +7,7 @@
 //! - `hft-feed` ([`feed`], [`worker`], [`source`]): the self-healing live feed and worker-process
 //!   isolation, on tokio.
 //! - `hft-sim` ([`sim`]): the Bybit V5 simulator with ground truth and fault injection (a testkit).
-//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`]): the
+//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`], [`sinks`]): the
 //!   `run` service.
 //! - this crate: [`cli`] (one module per subcommand), [`logging`] (JSON log lines with stable
 //!   event names, or human lines on a terminal) and [`pretty`] (the human line). Nothing else
@@ -15,7 +15,7 @@
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
 pub use hft_feed::{feed, source, worker};
-pub use hft_service::{app, budget, config, http, service, store, terminal};
+pub use hft_service::{app, budget, config, http, service, sinks, store, terminal};
 pub use hft_sim as sim;
 
 pub mod cli;

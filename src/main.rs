@@ -37,6 +37,10 @@ enum Command {
     /// Exit code: 0 when every feed is connected, 1 when one is not, 3 when no service answers,
     /// 4 when the answer is not a service status.
     Status(hft_connector::cli::status::StatusArgs),
+    /// The live feed without HTTP or store: normalized events as JSON lines on stdout (and NATS).
+    Stream(hft_connector::cli::stream::StreamArgs),
+    /// Read a NATS JetStream subject as JSON lines, from a sequence or a time, reporting gaps.
+    Tail(hft_connector::cli::tail::TailArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
         Command::Status(args) => hft_connector::cli::status::main(args),
+        Command::Stream(args) => hft_connector::cli::stream::main(args),
+        Command::Tail(args) => hft_connector::cli::tail::main(args),
         Command::Worker(args) => hft_connector::cli::worker::main(args),
     }
 }

@@ -2,8 +2,11 @@
 
 pub mod decode;
 pub mod demo;
+pub mod nats_args;
 pub mod run;
 pub mod simulate;
 pub mod status;
 pub mod status_table;
+pub mod stream;
+pub mod tail;
 pub mod worker;

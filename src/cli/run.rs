@@ -49,6 +49,9 @@ pub struct RunArgs {
     /// Log format on stderr: auto (human on a terminal, JSON otherwise), json or pretty.
     #[arg(long, value_name = "auto|json|pretty")]
     pub log_format: Option<crate::terminal::LogFormat>,
+    /// Publishing to NATS JetStream (`[sinks.nats]`).
+    #[command(flatten)]
+    pub nats: crate::cli::nats_args::NatsArgs,
 }
 
 /// Runs the service until Ctrl-C / SIGTERM.
@@ -98,6 +101,7 @@ impl RunArgs {
             backfill_days: self.backfill_days,
             token: self.token.clone(),
             log_format: self.log_format,
+            nats: self.nats.overrides(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Service configuration: one TOML file (`[feed]`, `[health]`, `[heartbeat]`, `[reconnect]`,
-//! `[backfill]`, `[store]`, `[http]`, `[service]`, `[log]`), overridden by
-//! `HFT_CONNECTOR_<SECTION>_<KEY>` environment variables, overridden by command-line flags;
-//! validated once, with errors naming the field and why.
+//! `[backfill]`, `[store]`, `[http]`, `[service]`, `[log]`, `[sinks.nats]`), overridden by
+//! `HFT_CONNECTOR_<SECTION>_<KEY>` environment variables (`HFT_CONNECTOR_SINKS_NATS_<KEY>`),
+//! overridden by [`Overrides`] (the command line's flags); validated once, with errors naming the
+//! field and why.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub struct Overrides {
     pub token: Option<String>,
     /// `log.format`.
     pub log_format: Option<LogFormat>,
+    /// `[sinks.nats]` keys.
+    pub nats: crate::sinks::NatsOverrides,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -164,9 +167,11 @@ pub struct ServiceConfig {
     pub service: ServiceSection,
     /// `[log]`
     pub log: LogSection,
+    /// `[sinks]` (`[sinks.nats]`)
+    pub sinks: crate::sinks::SinksSection,
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "feed",
     "health",
     "heartbeat",
@@ -176,10 +181,13 @@ const SECTIONS: [&str; 9] = [
     "http",
     "service",
     "log",
+    "sinks",
 ];
+/// Sections whose keys live in named sub-tables: `HFT_CONNECTOR_SINKS_NATS_URL` is `[sinks.nats] url`.
+const NESTED: [&str; 1] = ["sinks"];
 const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
-const TEXT_KEYS: [&str; 9] = [
+const TEXT_KEYS: [&str; 13] = [
     "interval",
     "ws_url",
     "rest_url",
@@ -189,6 +197,10 @@ const TEXT_KEYS: [&str; 9] = [
     "data_dir",
     "isolation",
     "format",
+    "url",
+    "stream",
+    "subject_prefix",
+    "books",
 ];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
@@ -239,12 +251,27 @@ impl ServiceConfig {
             let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
                 continue;
             };
-            let key = &rest[section.len() + 1..];
+            let mut key = &rest[section.len() + 1..];
             let entry = table
                 .entry(section.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(t) = entry else {
                 return Err(bad(section, "must be a table"));
+            };
+            let t = if NESTED.contains(section) {
+                let Some((sub, k)) = key.split_once('_') else {
+                    continue;
+                };
+                key = k;
+                let entry = t
+                    .entry(sub.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let toml::Value::Table(inner) = entry else {
+                    return Err(bad(&format!("{section}.{sub}"), "must be a table"));
+                };
+                inner
+            } else {
+                t
             };
             t.insert(key.to_string(), env_value(key, &raw));
         }
@@ -296,6 +323,7 @@ impl ServiceConfig {
         if let Some(f) = a.log_format {
             self.log.format = f.as_str().into();
         }
+        self.sinks.nats.apply_overrides(&a.nats);
         Ok(())
     }
 
@@ -410,6 +438,7 @@ impl ServiceConfig {
             return Err(bad("http.token", "must be at least 8 characters"));
         }
         self.log.validate().map_err(|e| bad("log.format", e))?;
+        self.sinks.validate()?;
         Ok(())
     }
 }

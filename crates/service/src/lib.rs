@@ -9,6 +9,7 @@
 //!   guard and the embedded dashboard.
 //! - [`store`]: the embedded SQLite store (WAL): candles, recent trades, backfill chunks, status.
 //! - [`budget`]: the async REST request budget shared by every fetcher.
+//! - [`sinks`]: the NATS JetStream publisher of normalized events (`[sinks.nats]`).
 //! - [`terminal`]: the log format per destination and the progress bars log lines print above.
 //!
 //! # Example
@@ -30,5 +31,6 @@ pub mod budget;
 pub mod config;
 pub mod http;
 pub mod service;
+pub mod sinks;
 pub mod store;
 pub mod terminal;

@@ -15,6 +15,8 @@ pub const CHART_JS: &str = include_str!("assets/dashboard-chart.js");
 pub const EVENTS_JS: &str = include_str!("assets/dashboard-events.js");
 /// Its book ladder (loaded before the script).
 pub const BOOK_JS: &str = include_str!("assets/dashboard-book.js");
+/// The sinks pill's script.
+pub const SINKS_JS: &str = include_str!("assets/sinks.js");
 /// Its stylesheet.
 pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 
@@ -58,6 +60,11 @@ pub async fn events_script() -> Response {
 /// `GET /assets/dashboard-book.js`.
 pub async fn book_script() -> Response {
     asset("text/javascript; charset=utf-8", BOOK_JS)
+}
+
+/// `GET /assets/sinks.js`.
+pub async fn sinks_script() -> Response {
+    asset("text/javascript; charset=utf-8", SINKS_JS)
 }
 
 /// `GET /assets/dashboard.css`.

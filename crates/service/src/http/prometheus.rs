@@ -224,6 +224,9 @@ pub fn render(state: &ServiceState) -> String {
         "Time from a frame's local receipt to its delivery to consumers.",
         &state.metrics().latency(),
     );
+    if let Some(sink) = state.nats() {
+        out.0.push_str(&sink.prometheus());
+    }
     out.0
 }
 

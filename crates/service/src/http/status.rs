@@ -114,6 +114,9 @@ pub struct StatusBody {
     pub time_ms: u64,
     /// Crate version.
     pub version: &'static str,
+    /// Sinks (`nats`), present when configured.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sinks: BTreeMap<&'static str, crate::sinks::stats::NatsStatus>,
 }
 
 /// `GET /api/status`.
@@ -137,6 +140,11 @@ pub async fn get_status(State(state): State<ServiceState>) -> Json<StatusBody> {
         time: iso_time(now),
         time_ms: now,
         version: env!("CARGO_PKG_VERSION"),
+        sinks: state
+            .nats()
+            .map(|n| ("nats", n.status()))
+            .into_iter()
+            .collect(),
     })
 }
 

@@ -243,6 +243,9 @@ impl<S: EventSource> Pipeline<S> {
         intervals: &[Interval],
     ) {
         let cat = self.category;
+        if let Some(sink) = self.state.nats() {
+            sink.offer(cat, &self.symbols, &ev);
+        }
         let metrics = self.state.metrics();
         match ev {
             FeedEvent::Trade(t) => {

@@ -231,6 +231,9 @@ pub async fn start<S: Source>(
         })
         .collect();
     let state = ServiceState::with_store(&keys, cfg.http.token.clone(), Some(store_path));
+    if cfg.sinks.nats.enabled() {
+        state.set_nats(crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
+    }
     let (writer, writer_thread) = StoreWriter::start(store);
     let cancel = CancellationToken::new();
 
@@ -322,6 +325,7 @@ pub async fn start<S: Source>(
         ));
     }
     let run_cancel = cancel.clone();
+    let state_done = state.clone();
     let done = tokio::spawn(async move {
         let mut fatal = None;
         loop {
@@ -353,6 +357,9 @@ pub async fn start<S: Source>(
             }
         }
         let _ = server.await;
+        if let Some(sink) = state_done.nats() {
+            sink.close(Duration::from_secs(10)).await;
+        }
         drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
         tracing::info!(event = "service_stopped");

@@ -209,6 +209,7 @@ struct Inner {
     token: Option<String>,
     store_path: Option<PathBuf>,
     metrics: Metrics,
+    nats: std::sync::OnceLock<crate::sinks::NatsSink>,
 }
 
 impl ServiceState {
@@ -245,6 +246,7 @@ impl ServiceState {
                 token,
                 store_path,
                 metrics: Metrics::default(),
+                nats: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -260,6 +262,16 @@ impl ServiceState {
     /// The store file, when the service keeps one.
     pub fn store_path(&self) -> Option<&Path> {
         self.inner.store_path.as_deref()
+    }
+
+    /// Attaches the NATS sink the pipelines publish to (once; later calls are ignored).
+    pub fn set_nats(&self, sink: crate::sinks::NatsSink) {
+        let _ = self.inner.nats.set(sink);
+    }
+
+    /// The NATS sink, when one is configured.
+    pub fn nats(&self) -> Option<&crate::sinks::NatsSink> {
+        self.inner.nats.get()
     }
 
     /// Hot-path counters for `/metrics`.
