@@ -284,6 +284,7 @@ impl ServiceConfig {
                 health: self.health.clone(),
                 heartbeat: self.heartbeat.clone(),
                 reconnect: self.reconnect.clone(),
+                raw_tap: None,
             })
             .collect()
     }

@@ -24,6 +24,8 @@
 //! - [`backfill`]: kline backfill chunk planning (stable ids for resume), progress, retry decisions.
 //! - [`ratelimit`]: the shared REST request budget (sliding window) with a ban for HTTP 403.
 //! - [`store`]: the embedded SQLite store (WAL): candles, recent trades, backfill chunks, feed status.
+//! - [`record`]: crash-safe raw recording of every WebSocket frame (`[sinks.record]`).
+//! - [`convert`]: recordings and archives into hftbacktest `.npz` event arrays or normalized JSON lines.
 //!
 //! Prices and sizes are [`rust_decimal::Decimal`]s parsed exactly from Bybit's strings; nothing on
 //! the book path touches `f64`.
@@ -41,6 +43,7 @@ pub mod normalized;
 pub mod normalizer;
 pub mod protocol;
 pub mod ratelimit;
+pub mod record;
 pub mod service;
 pub mod sim;
 pub mod source;

@@ -170,6 +170,9 @@ impl<'r> Connection<'r> {
                         None => return DisconnectReason::ClosedByServer,
                         Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
                         Some(Ok(Message::Text(text))) => {
+                            if let Some(tap) = &cfg.raw_tap {
+                                tap.offer(recv_ns, text.as_str());
+                            }
                             if let Err(reason) = self.on_text(text.as_str(), recv_ns).await {
                                 return reason;
                             }

@@ -9,6 +9,7 @@
 //! - [`supervisor`]: [`WorkerFeed`]: spawns, watches (exit, stderr, silence), stops and restarts
 //!   workers; rebuilds the books and keeps the trade tape continuous across workers.
 //! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
+//! - [`raw`]: raw frames forwarded to the supervisor when it records (`[sinks.record]`).
 //! - [`stderr`]: worker stderr lines into structured logs.
 //! - [`state`]: what the supervisor shares with readers (books, pid, health).
 //! - [`signals`]: process-group signals and exit descriptions.
@@ -16,6 +17,7 @@
 pub mod child;
 pub mod framing;
 pub mod options;
+pub mod raw;
 pub mod signals;
 pub mod state;
 pub mod stderr;
