@@ -111,6 +111,14 @@ impl Default for ServiceSection {
     }
 }
 
+/// `[sinks]`: where data goes besides the store and the HTTP API.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinksSection {
+    /// `[sinks.record]`: raw frame recording (off when absent).
+    pub record: Option<crate::record::RecordSection>,
+}
+
 /// Everything `run` needs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -131,6 +139,8 @@ pub struct ServiceConfig {
     pub http: HttpSection,
     /// `[service]`
     pub service: ServiceSection,
+    /// `[sinks]`
+    pub sinks: SinksSection,
 }
 
 const SECTIONS: [&str; 8] = [
@@ -258,6 +268,11 @@ impl ServiceConfig {
         if let Some(t) = &a.token {
             self.http.token = Some(t.clone());
         }
+        if let Some(d) = &a.record_dir {
+            let mut r = self.sinks.record.take().unwrap_or_default();
+            r.dir = d.clone();
+            self.sinks.record = Some(r);
+        }
         Ok(())
     }
 
@@ -369,6 +384,9 @@ impl ServiceConfig {
             return Err(bad("store.data_dir", "must not be empty"));
         }
         self.listen_addr()?;
+        if let Some(r) = &self.sinks.record {
+            r.validate()?;
+        }
         if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(bad("http.token", "must be at least 8 characters"));
         }

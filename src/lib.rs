@@ -36,6 +36,7 @@ pub mod book;
 pub mod candles;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod feed;
 pub mod http;
 pub mod logging;

@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Token required by state-changing HTTP routes.
     #[arg(long, env = "HFT_CONNECTOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Record every raw frame under DIR (turns on `[sinks.record]`, setting its `dir`).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
 }
 
 /// The HTTP routes the service serves: status API, metrics, event stream and dashboard.

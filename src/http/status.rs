@@ -114,6 +114,9 @@ pub struct StatusBody {
     pub time_ms: u64,
     /// Crate version.
     pub version: &'static str,
+    /// The raw recorder (`[sinks.record]`), when on: frames written, dropped, lost, write errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<crate::record::RecordStatus>,
 }
 
 /// `GET /api/status`.
@@ -137,6 +140,7 @@ pub async fn get_status(State(state): State<ServiceState>) -> Json<StatusBody> {
         time: iso_time(now),
         time_ms: now,
         version: env!("CARGO_PKG_VERSION"),
+        record: state.record_status(),
     })
 }
 

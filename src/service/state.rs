@@ -213,6 +213,7 @@ struct Inner {
     token: Option<String>,
     store_path: Option<PathBuf>,
     metrics: Metrics,
+    record: std::sync::OnceLock<Arc<crate::record::RecordStats>>,
 }
 
 impl ServiceState {
@@ -249,6 +250,7 @@ impl ServiceState {
                 token,
                 store_path,
                 metrics: Metrics::default(),
+                record: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -269,6 +271,16 @@ impl ServiceState {
     /// Hot-path counters for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Shows this recorder's counters in `/api/status` (`record`); set once.
+    pub fn set_record(&self, stats: Arc<crate::record::RecordStats>) {
+        let _ = self.inner.record.set(stats);
+    }
+
+    /// The recorder's state, when recording (`[sinks.record]`).
+    pub fn record_status(&self) -> Option<crate::record::RecordStatus> {
+        self.inner.record.get().map(|s| s.status())
     }
 
     /// The token state-changing routes require.
