@@ -130,6 +130,17 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
+    /// A builder for `depth` and `symbol` (`None`: found in the input), with this feed latency
+    /// for lines without a local time.
+    pub fn new(depth: Option<u16>, symbol: Option<String>, feed_latency_ns: i64) -> Self {
+        EventBuilder {
+            depth,
+            symbol,
+            feed_latency_ns,
+            ..EventBuilder::default()
+        }
+    }
+
     /// Whether frames of `topic`'s symbol are converted: with `--symbol`, only that one; without,
     /// the first symbol seen, and a second one is an error (never two books mixed into one).
     fn symbol_ok(&mut self, topic: &str) -> Result<bool, FrameError> {

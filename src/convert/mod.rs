@@ -8,10 +8,12 @@
 //!   `hftbacktest.data.utils.bybit.convert_depth` builds them.
 //! - [`order`]: hftbacktest's `correct_local_timestamp` and `correct_event_order`.
 //! - [`npy`]: the `.npz` writer (a zip holding `data.npy` with hftbacktest's structured dtype).
+//! - [`pipeline`]: a whole conversion: inputs in order, checks, progress bar, output.
 
 pub mod hftbacktest;
 pub mod input;
 pub mod npy;
 pub mod order;
+pub mod pipeline;
 
 pub use hftbacktest::{Event, EventBuilder};

@@ -71,10 +71,7 @@ fn snapshots_clear_each_side_then_insert_deltas_and_trades_follow() {
 
 #[test]
 fn archive_lines_take_the_exchange_time_plus_the_feed_latency() {
-    let mut b = EventBuilder {
-        feed_latency_ns: 5,
-        ..EventBuilder::default()
-    };
+    let mut b = EventBuilder::new(None, None, 5);
     let mut out = Vec::new();
     b.push(None, DELTA, &mut out).expect("delta");
     assert_eq!(out[0].local_ts, 1_758_841_134_700_000_005);
@@ -88,10 +85,7 @@ fn a_second_symbol_is_refused_unless_one_is_chosen() {
     b.push(Some(1), TRADE, &mut out).expect("btc");
     let e = b.push(Some(2), &eth, &mut out).expect_err("mixed");
     assert!(e.to_string().contains("--symbol"), "{e}");
-    let mut b = EventBuilder {
-        symbol: Some("ETHUSDT".into()),
-        ..EventBuilder::default()
-    };
+    let mut b = EventBuilder::new(None, Some("ETHUSDT".into()), 0);
     out.clear();
     b.push(Some(1), TRADE, &mut out).expect("skipped");
     b.push(Some(2), &eth, &mut out).expect("eth");
