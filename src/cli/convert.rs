@@ -92,7 +92,10 @@ fn report(s: &Summary, out: &std::path::Path) {
             String::new()
         },
         if s.truncated_files > 0 {
-            format!(", {} truncated files read up to their end", s.truncated_files)
+            format!(
+                ", {} truncated files read up to their end",
+                s.truncated_files
+            )
         } else {
             String::new()
         },

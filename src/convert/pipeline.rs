@@ -167,46 +167,51 @@ pub fn to_hftbacktest(
     let mut summary = Summary::default();
     let mut builder = EventBuilder::new(opts.depth, opts.symbol.clone(), opts.feed_latency_ns);
     let mut rows: Vec<Event> = Vec::new();
-    each_line(inputs, &bar, &mut summary, |summary, path, line_no, line| {
-        let Some(l) = split(line) else { return Ok(()) };
-        let before = rows.len();
-        match builder.push(l.local_ns, l.json, &mut rows) {
-            Ok(()) => {}
-            Err(e @ super::hftbacktest::FrameError::OtherSymbol { .. }) => {
-                return Err(ConvertError::Input(format!(
-                    "{}:{line_no}: {e}",
-                    path.display()
-                )))
-            }
-            Err(e) => {
-                rows.truncate(before);
-                report_bad(summary, path, line_no, &e);
-                return Ok(());
-            }
-        }
-        for r in &rows[before..] {
-            let clear = r.ev & 0xff == DEPTH_CLEAR_EVENT;
-            if let Some(t) = opts.tick_size.filter(|_| !clear) {
-                if off_grid(r.px, t) {
+    each_line(
+        inputs,
+        &bar,
+        &mut summary,
+        |summary, path, line_no, line| {
+            let Some(l) = split(line) else { return Ok(()) };
+            let before = rows.len();
+            match builder.push(l.local_ns, l.json, &mut rows) {
+                Ok(()) => {}
+                Err(e @ super::hftbacktest::FrameError::OtherSymbol { .. }) => {
                     return Err(ConvertError::Input(format!(
-                        "{}:{line_no}: price {} is not a multiple of --tick-size {t}",
-                        path.display(),
-                        r.px
-                    )));
+                        "{}:{line_no}: {e}",
+                        path.display()
+                    )))
+                }
+                Err(e) => {
+                    rows.truncate(before);
+                    report_bad(summary, path, line_no, &e);
+                    return Ok(());
                 }
             }
-            if let Some(l) = opts.lot_size {
-                if r.qty != 0.0 && off_grid(r.qty, l) {
-                    return Err(ConvertError::Input(format!(
-                        "{}:{line_no}: size {} is not a multiple of --lot-size {l}",
-                        path.display(),
-                        r.qty
-                    )));
+            for r in &rows[before..] {
+                let clear = r.ev & 0xff == DEPTH_CLEAR_EVENT;
+                if let Some(t) = opts.tick_size.filter(|_| !clear) {
+                    if off_grid(r.px, t) {
+                        return Err(ConvertError::Input(format!(
+                            "{}:{line_no}: price {} is not a multiple of --tick-size {t}",
+                            path.display(),
+                            r.px
+                        )));
+                    }
+                }
+                if let Some(l) = opts.lot_size {
+                    if r.qty != 0.0 && off_grid(r.qty, l) {
+                        return Err(ConvertError::Input(format!(
+                            "{}:{line_no}: size {} is not a multiple of --lot-size {l}",
+                            path.display(),
+                            r.qty
+                        )));
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if rows.len() > u32::MAX as usize {
         return Err(ConvertError::Input(format!(
             "{} rows exceed one file's limit of {}: convert fewer inputs at once",
@@ -245,29 +250,34 @@ pub fn to_jsonl(
     let mut normalizer = crate::normalizer::Normalizer::new(None);
     let mut events = Vec::new();
     let mut write_error: Option<io::Error> = None;
-    each_line(inputs, &bar, &mut summary, |summary, path, line_no, line| {
-        if line.trim().is_empty() {
-            return Ok(());
-        }
-        match crate::protocol::ws::decode_line(line) {
-            Ok(received) => {
-                events.clear();
-                normalizer.push(&received, &mut events);
-                for e in &events {
-                    let r = serde_json::to_writer(&mut *out, e)
-                        .map_err(io::Error::from)
-                        .and_then(|()| out.write_all(b"\n"));
-                    if let Err(e) = r {
-                        write_error = Some(e);
-                        return Err(ConvertError::Input("output failed".into()));
-                    }
-                }
-                summary.events += events.len() as u64;
+    each_line(
+        inputs,
+        &bar,
+        &mut summary,
+        |summary, path, line_no, line| {
+            if line.trim().is_empty() {
+                return Ok(());
             }
-            Err(e) => report_bad(summary, path, line_no, &e),
-        }
-        Ok(())
-    })
+            match crate::protocol::ws::decode_line(line) {
+                Ok(received) => {
+                    events.clear();
+                    normalizer.push(&received, &mut events);
+                    for e in &events {
+                        let r = serde_json::to_writer(&mut *out, e)
+                            .map_err(io::Error::from)
+                            .and_then(|()| out.write_all(b"\n"));
+                        if let Err(e) = r {
+                            write_error = Some(e);
+                            return Err(ConvertError::Input("output failed".into()));
+                        }
+                    }
+                    summary.events += events.len() as u64;
+                }
+                Err(e) => report_bad(summary, path, line_no, &e),
+            }
+            Ok(())
+        },
+    )
     .map_err(|e| match write_error.take() {
         Some(source) => ConvertError::Io {
             path: PathBuf::from("output"),
