@@ -211,6 +211,10 @@ impl ServiceConfig {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
+            if let Some(key) = rest.strip_prefix("sinks_record_") {
+                set_sinks_record(&mut table, key, &raw)?;
+                continue;
+            }
             let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
                 continue;
             };
@@ -392,6 +396,28 @@ impl ServiceConfig {
         }
         Ok(())
     }
+}
+
+/// `HFT_CONNECTOR_SINKS_RECORD_<KEY>`: sets `[sinks.record] <key>`.
+fn set_sinks_record(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), ConfigError> {
+    let sinks = table
+        .entry("sinks")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(sinks) = sinks else {
+        return Err(bad("sinks", "must be a table"));
+    };
+    let record = sinks
+        .entry("record")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(record) = record else {
+        return Err(bad("sinks.record", "must be a table"));
+    };
+    let value = match key {
+        "dir" | "rotate" | "compress" => toml::Value::String(raw.to_string()),
+        _ => env_value(key, raw),
+    };
+    record.insert(key.to_string(), value);
+    Ok(())
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {

@@ -102,3 +102,100 @@ mod tests {
         assert!(toml::from_str::<RecordSection>("dirr = \"x\"").is_err());
     }
 }
+
+#[cfg(test)]
+mod service_tests {
+    use crate::cli::run::RunArgs;
+    use crate::config::ServiceConfig;
+
+    #[test]
+    fn the_service_reads_sinks_record_and_the_record_dir_flag_turns_it_on() {
+        let dir = std::env::temp_dir().join(format!("hftc-reccfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "[sinks.record]\ndir = \"/tmp/rec\"\nrotate = \"day\"\n",
+        )
+        .expect("write");
+        let args = RunArgs {
+            config: Some(file.clone()),
+            ..RunArgs::default()
+        };
+        let cfg = ServiceConfig::load(&args, Vec::new()).expect("loads");
+        let r = cfg.sinks.record.expect("on");
+        assert_eq!(r.dir, std::path::PathBuf::from("/tmp/rec"));
+        assert_eq!(r.rotate, super::Rotate::Day);
+
+        assert!(ServiceConfig::load(&RunArgs::default(), Vec::new())
+            .expect("defaults")
+            .sinks
+            .record
+            .is_none());
+        let flag = RunArgs {
+            record_dir: Some("/tmp/other".into()),
+            ..RunArgs::default()
+        };
+        let cfg = ServiceConfig::load(&flag, Vec::new()).expect("flag");
+        assert_eq!(
+            cfg.sinks.record.map(|r| r.dir),
+            Some(std::path::PathBuf::from("/tmp/other"))
+        );
+
+        let env = vec![
+            (
+                "HFT_CONNECTOR_SINKS_RECORD_DIR".to_string(),
+                "/tmp/env".to_string(),
+            ),
+            (
+                "HFT_CONNECTOR_SINKS_RECORD_FLUSH_INTERVAL_MS".to_string(),
+                "250".to_string(),
+            ),
+        ];
+        let cfg = ServiceConfig::load(&RunArgs::default(), env).expect("env");
+        let r = cfg.sinks.record.expect("on by env");
+        assert_eq!(
+            (r.dir.to_str(), r.flush_interval_ms),
+            (Some("/tmp/env"), 250)
+        );
+
+        std::fs::write(&file, "[sinks.record]\nflush_interval_ms = 0\n").expect("write");
+        let e = ServiceConfig::load(&args, Vec::new()).expect_err("bad");
+        assert!(
+            e.to_string().contains("sinks.record.flush_interval_ms"),
+            "{e}"
+        );
+        std::fs::write(&file, "[sinks.record]\ncompress = \"lz4\"\n").expect("write");
+        assert!(ServiceConfig::load(&args, Vec::new()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn api_status_shows_the_recorder() {
+        use axum::extract::State;
+        let state = crate::service::ServiceState::new(&[], None);
+        let body = crate::http::status::get_status(State(state.clone())).await;
+        assert!(serde_json::to_value(&body.0)
+            .expect("json")
+            .get("record")
+            .is_none());
+        let dir = std::env::temp_dir().join(format!("hftc-recstatus-{}", std::process::id()));
+        let rec = crate::record::Recorder::start(super::RecordSection {
+            dir: dir.clone(),
+            ..super::RecordSection::default()
+        })
+        .expect("starts");
+        state.set_record(rec.stats());
+        rec.tap(crate::protocol::Category::Linear)
+            .offer(1, "{\"topic\":\"publicTrade.BTCUSDT\"}");
+        tokio::task::spawn_blocking(move || rec.stop())
+            .await
+            .expect("stops");
+        let body = crate::http::status::get_status(State(state)).await;
+        let v = serde_json::to_value(&body.0).expect("json");
+        assert_eq!(v["record"]["frames"], 1);
+        assert_eq!(v["record"]["dropped"], 0);
+        assert_eq!(v["record"]["write_errors"], 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
