@@ -238,3 +238,40 @@ fn wrong_inputs_get_clear_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no/such/file.gz"));
 }
+
+#[test]
+fn a_bybit_archive_zip_without_local_times_converts() {
+    // Bybit's order book archives: a zip holding JSON lines of orderbook.200 frames, no local time.
+    let snap = r#"{"topic":"orderbook.200.BTCUSDT","type":"snapshot","ts":1000,"data":{"s":"BTCUSDT","b":[["100.0","1"],["99.9","2"]],"a":[["100.1","3"]],"u":1,"seq":1},"cts":999}"#;
+    let delta = r#"{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1001,"data":{"s":"BTCUSDT","b":[["100.0","0"]],"a":[],"u":2,"seq":2},"cts":1000}"#;
+    let input = tmp("archive.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&input).expect("zip"));
+        z.start_file(
+            "2025-09-25_BTCUSDT_ob200.data",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .expect("entry");
+        writeln!(z, "{snap}\n{delta}").expect("write");
+        z.finish().expect("finish");
+    }
+    let out = tmp("archive.npz");
+    let o = bin(&[
+        "convert",
+        "--to",
+        "hftbacktest",
+        input.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--feed-latency-ns",
+        "500",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("depth 200"), "{err}");
+    let r = rows(&out);
+    // clear + 2 bids, clear + 1 ask, 1 delta; local = exchange + 500 ns, so each row once.
+    assert_eq!(r.len(), 6);
+    assert!(r.iter().all(|x| x.2 == x.1 + 500));
+    assert_eq!(r[5].4, 0.0);
+}

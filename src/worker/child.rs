@@ -143,7 +143,15 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
             biased;
             _ = stop.cancelled() => break,
             _ = report.tick() => push(&mut buf, &WorkerMsg::Health(feed.health()), &mut c),
-            msg = raw.next() => push(&mut buf, &msg, &mut c),
+            msg = raw.next() => {
+                push(&mut buf, &msg, &mut c);
+                while buf.len() < BURST_BYTES {
+                    match raw.try_next() {
+                        Some(m) => push(&mut buf, &m, &mut c),
+                        None => break,
+                    }
+                }
+            }
             _ = stats.tick() => {
                 let h = feed.health();
                 let dt = last_stats.0.elapsed().as_secs_f64().max(1e-9);

@@ -66,6 +66,12 @@ impl RawForward {
             .map(|s| RawTap::new(s.clone() as Arc<dyn RawSink>))
     }
 
+    /// A frame already queued, without waiting (to batch a burst into one write).
+    pub fn try_next(&mut self) -> Option<WorkerMsg> {
+        let (recv_ns, text) = self.rx.as_mut()?.try_recv().ok()?;
+        Some(WorkerMsg::Raw { recv_ns, text })
+    }
+
     /// The next frame to send; pending forever when off (cancel-safe).
     pub async fn next(&mut self) -> WorkerMsg {
         if let Some(rx) = self.rx.as_mut() {
@@ -94,6 +100,12 @@ mod tests {
                 text: "{\"topic\":\"x\"}".into()
             }
         );
+        tap.offer(43, "{}");
+        assert!(matches!(
+            f.try_next(),
+            Some(WorkerMsg::Raw { recv_ns: 43, .. })
+        ));
+        assert!(f.try_next().is_none());
         let mut off = RawForward::new(false);
         assert!(off.tap().is_none());
         let waited = tokio::time::timeout(std::time::Duration::ZERO, off.next()).await;
