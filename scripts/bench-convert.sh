@@ -3,13 +3,22 @@
 # converter (`convert_depth`, numba) on the same file: a recording of the simulator (linear
 # BTCUSDT, trades + orderbook.50) made with `run --record-dir`. Results go to BENCHMARKS.md.
 # Usage: scripts/bench-convert.sh [seconds of recording, default 60] [simulator rate, default 20000]
+#        PROFILE=debug scripts/bench-convert.sh ...   (the debug build, when a release build cannot be made)
+#        BIN=path/to/hft-connector scripts/bench-convert.sh ...   (a binary already built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 RATE=${2:-20000}
 python3 -c "import hftbacktest" 2>/dev/null || python3 -m pip install --quiet 'hftbacktest>=2.4,<2.5'
-cargo build --release --quiet --bin hft-connector
-BIN=$PWD/target/release/hft-connector
+PROFILE=${PROFILE:-release}
+if [ -z "${BIN:-}" ]; then
+    if [ "$PROFILE" = release ]; then
+        cargo build --release --quiet --bin hft-connector
+    else
+        cargo build --quiet --bin hft-connector
+    fi
+    BIN=$PWD/target/$PROFILE/hft-connector
+fi
 WORK=$(mktemp -d)
 cleanup() { kill "${SIM:-}" "${SVC:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -212,6 +212,9 @@ pub fn period_of(recv_ns: u64, rotate: Rotate) -> String {
     }
 }
 
+/// How often the writer takes what the feeds queued.
+const POLL: Duration = Duration::from_millis(10);
+
 /// Flush a segment early when this much text is buffered.
 const MAX_BUFFERED: usize = 4 * 1024 * 1024;
 
@@ -234,19 +237,24 @@ impl Writer {
         }
     }
 
+    /// Wakes every [`POLL`] (or flush interval, if shorter) and takes everything queued: the
+    /// feeds never wake this thread per frame (a wake-up per frame cost more CPU than the writing).
     fn run(mut self, rx: Receiver<Msg>) {
         let every = Duration::from_millis(self.cfg.flush_interval_ms);
+        let poll = every.min(POLL);
         let mut next_flush = Instant::now() + every;
-        loop {
-            let wait = next_flush.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Frame {
-                    category,
-                    recv_ns,
-                    text,
-                }) => self.write(category, recv_ns, &text),
-                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {}
+        'run: loop {
+            std::thread::sleep(poll);
+            loop {
+                match rx.try_recv() {
+                    Ok(Msg::Frame {
+                        category,
+                        recv_ns,
+                        text,
+                    }) => self.write(category, recv_ns, &text),
+                    Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => break 'run,
+                    Err(TryRecvError::Empty) => break,
+                }
             }
             if Instant::now() >= next_flush {
                 self.flush_all();
