@@ -92,7 +92,7 @@ class Proc:
 
 
 def start_sim(binary, work):
-    sim = Proc([binary, "simulate", "--listen", "127.0.0.1:0", "--rate", "400", "--symbols", "BTCUSDT",
+    sim = Proc([binary, "simulate", "--listen", "127.0.0.1:0", "--rate", "2000", "--symbols", "BTCUSDT",
                 "--categories", "linear", "--seed", "14"], os.path.join(work, "sim.log"))
     addr = wait("the simulator", lambda: re.search(r"simulator listening on ([0-9.:]+)", sim.text()))
     return sim, "http://" + addr.group(1)
@@ -147,11 +147,10 @@ def tour(binary, work, isolation):
             wait("a live feed", lambda: connected(api))
             for fault in [{"kind": "close"}, {"kind": "reset"}, {"kind": "gap"}, {"kind": "restart"},
                           {"kind": "malformed", "count": 3}, {"kind": "silence", "seconds": 3}]:
-                before = http(api + "/api/status")["feeds"][0]
                 http(sim_url + "/sim/fault", "POST", fault)
                 time.sleep(0.3)  # let the fault act; then wait for the feed to be live again
                 wait(f"recovery from {fault['kind']}", lambda: connected(api), 60)
-                print(f"tour: {fault['kind']} survived (status before: {before['status']})")
+                print(f"tour: {fault['kind']} injected, the feed is live again")
             http(sim_url + "/sim/pause", "POST")
             true_book = http(sim_url + "/sim/book?symbol=BTCUSDT&category=linear&depth=50")
             wait("the service's book at the simulator's final u",
