@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full test suite. Everything the tests need is installed and started here:
-#   pybit (PyPI) for the third-party client check, Debian's prometheus (promtool) for the alert
+#   pybit (PyPI) for the third-party client check, hftbacktest (PyPI) for the backtest data check, Debian's prometheus (promtool) for the alert
 #   rules and metrics checks, Debian's chromium for the dashboard browser test.
 # Usage: scripts/test.sh   (from anywhere; run as root or with sudo rights for apt-get)
 set -euo pipefail
@@ -17,6 +17,9 @@ cargo test --workspace --doc --locked
 
 echo "== third-party client compatibility (pybit against the simulator)"
 scripts/compat.sh
+
+echo "== hftbacktest (PyPI) loads, backtests and reproduces our recordings' conversion"
+scripts/hftbacktest.sh
 
 echo "== Prometheus alert rules and live /metrics (promtool)"
 scripts/check-alerts.sh

@@ -7,18 +7,20 @@
 //! - `hft-feed` ([`feed`], [`worker`], [`source`]): the self-healing live feed and worker-process
 //!   isolation, on tokio.
 //! - `hft-sim` ([`sim`]): the Bybit V5 simulator with ground truth and fault injection (a testkit).
-//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`], [`sinks`]): the
-//!   `run` service.
+//! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`],
+//!   [`sinks`], [`record`]): the `run` service.
 //! - this crate: [`cli`] (one module per subcommand), [`logging`] (JSON log lines with stable
-//!   event names, or human lines on a terminal) and [`pretty`] (the human line). Nothing else
+//!   event names, or human lines on a terminal), [`pretty`] (the human line) and [`convert`]
+//!   (recordings and archives into hftbacktest `.npz` or normalized JSON lines). Nothing else
 //!   imports it.
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
 pub use hft_feed::{feed, source, worker};
-pub use hft_service::{app, budget, config, http, service, sinks, store, terminal};
+pub use hft_service::{app, budget, config, http, record, service, sinks, store, terminal};
 pub use hft_sim as sim;
 
 pub mod cli;
+pub mod convert;
 pub mod log_merge;
 pub mod logging;
 pub mod pretty;

@@ -26,6 +26,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         top: Option<usize>,
     },
+    /// Convert recordings into hftbacktest's `.npz` or normalized JSON lines.
+    Convert(hft_connector::cli::convert::ConvertArgs),
     /// The demo: simulator + service + a fault every ~30 s, with the dashboard to watch.
     Demo(hft_connector::cli::demo::DemoArgs),
     /// Run the service: live feeds, kline backfill, store, status API, metrics and dashboard.
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, top } => decode(file, top),
+        Command::Convert(args) => hft_connector::cli::convert::main(args),
         Command::Demo(args) => hft_connector::cli::demo::main(args),
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),

@@ -1,5 +1,6 @@
 //! The command-line interface: argument parsing and one module per subcommand.
 
+pub mod convert;
 pub mod decode;
 pub mod demo;
 pub mod nats_args;

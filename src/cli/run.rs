@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Publishing to NATS JetStream (`[sinks.nats]`).
     #[command(flatten)]
     pub nats: crate::cli::nats_args::NatsArgs,
+    /// Record every raw frame under DIR (turns on `[sinks.record]`, setting its `dir`).
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
 }
 
 /// Runs the service until Ctrl-C / SIGTERM.
@@ -102,6 +105,7 @@ impl RunArgs {
             token: self.token.clone(),
             log_format: self.log_format,
             nats: self.nats.overrides(),
+            record_dir: self.record_dir.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
+//! - [`raw_tap`]: the hook a recorder takes raw frames from (never blocks the feed).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
 //!   and [`source::Isolation`].
 //!
@@ -32,5 +33,6 @@ pub use hft_core::{backoff, book, normalized, protocol};
 
 pub mod feed;
 pub mod forwarded;
+pub mod raw_tap;
 pub mod source;
 pub mod worker;

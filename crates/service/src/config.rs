@@ -46,6 +46,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `[sinks.nats]` keys.
     pub nats: crate::sinks::NatsOverrides,
+    /// `[sinks.record] dir` (turns recording on).
+    pub record_dir: Option<PathBuf>,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -167,7 +169,7 @@ pub struct ServiceConfig {
     pub service: ServiceSection,
     /// `[log]`
     pub log: LogSection,
-    /// `[sinks]` (`[sinks.nats]`)
+    /// `[sinks]` (`[sinks.nats]`, `[sinks.record]`)
     pub sinks: crate::sinks::SinksSection,
 }
 
@@ -187,7 +189,7 @@ const SECTIONS: [&str; 10] = [
 const NESTED: [&str; 1] = ["sinks"];
 const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
-const TEXT_KEYS: [&str; 13] = [
+const TEXT_KEYS: [&str; 16] = [
     "interval",
     "ws_url",
     "rest_url",
@@ -201,6 +203,9 @@ const TEXT_KEYS: [&str; 13] = [
     "stream",
     "subject_prefix",
     "books",
+    "dir",
+    "rotate",
+    "compress",
 ];
 /// The environment prefix: `HFT_CONNECTOR_FEED_SYMBOLS=BTCUSDT,ETHUSDT`.
 pub const ENV_PREFIX: &str = "HFT_CONNECTOR_";
@@ -324,6 +329,11 @@ impl ServiceConfig {
             self.log.format = f.as_str().into();
         }
         self.sinks.nats.apply_overrides(&a.nats);
+        if let Some(d) = &a.record_dir {
+            let mut r = self.sinks.record.take().unwrap_or_default();
+            r.dir = d.clone();
+            self.sinks.record = Some(r);
+        }
         Ok(())
     }
 
@@ -350,6 +360,7 @@ impl ServiceConfig {
                 health: self.health.clone(),
                 heartbeat: self.heartbeat.clone(),
                 reconnect: self.reconnect.clone(),
+                raw_tap: None,
             })
             .collect()
     }

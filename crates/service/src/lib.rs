@@ -9,6 +9,7 @@
 //!   guard and the embedded dashboard.
 //! - [`store`]: the embedded SQLite store (WAL): candles, recent trades, backfill chunks, status.
 //! - [`budget`]: the async REST request budget shared by every fetcher.
+//! - [`record`]: crash-safe raw recording of every WebSocket frame (`[sinks.record]`).
 //! - [`sinks`]: the NATS JetStream publisher of normalized events (`[sinks.nats]`).
 //! - [`terminal`]: the log format per destination and the progress bars log lines print above.
 //!
@@ -30,6 +31,7 @@ pub mod app;
 pub mod budget;
 pub mod config;
 pub mod http;
+pub mod record;
 pub mod service;
 pub mod sinks;
 pub mod store;

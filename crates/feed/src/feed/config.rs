@@ -131,6 +131,9 @@ pub struct FeedConfig {
     pub heartbeat: HeartbeatSection,
     /// `[reconnect]`
     pub reconnect: ReconnectSection,
+    /// Where raw frames go when recording (`[sinks.record]`); never serialized.
+    #[serde(skip)]
+    pub raw_tap: Option<crate::raw_tap::RawTap>,
 }
 
 /// A configuration value that cannot work, naming the field and why.

@@ -107,6 +107,9 @@ impl<'r> Connection<'r> {
                         None => return DisconnectReason::ClosedByServer,
                         Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
                         Some(Ok(Message::Text(text))) => {
+                            if let Some(tap) = &r.cfg.raw_tap {
+                                tap.offer(recv_ns, text.as_str());
+                            }
                             r.session.on_text(text.as_str(), now, &r.shared.books);
                         }
                         Some(Ok(Message::Close(frame))) => {

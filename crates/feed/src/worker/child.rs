@@ -49,6 +49,8 @@ pub struct WorkerConfig {
     pub stats_interval_s: f64,
     /// 1 for the first worker of a supervisor, 2 for its first replacement, ...
     pub generation: u64,
+    /// Forward every raw frame (`WorkerMsg::Raw`): the supervisor is recording.
+    pub record_raw: bool,
 }
 
 impl Default for WorkerConfig {
@@ -59,6 +61,7 @@ impl Default for WorkerConfig {
             health_report_s: 1.0,
             stats_interval_s: 60.0,
             generation: 1,
+            record_raw: false,
         }
     }
 }
@@ -103,8 +106,11 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
 
     let report_every = Duration::from_secs_f64(cfg.health_report_s.clamp(0.01, 60.0));
     let stats_every = Duration::from_secs_f64(cfg.stats_interval_s.clamp(0.01, 86_400.0));
+    let mut raw = super::raw::RawForward::new(cfg.record_raw);
+    let mut feed_cfg = cfg.feed.clone();
+    feed_cfg.raw_tap = raw.tap();
     // The health check is the supervisor's to log (its view of this process).
-    let mut feed = match Feed::spawn_logging(cfg.feed.clone(), cfg.covered_ms.clone(), false) {
+    let mut feed = match Feed::spawn_logging(feed_cfg, cfg.covered_ms.clone(), false) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(event = "bybit_connector_worker_config_invalid", pid, error = %e);
@@ -138,6 +144,15 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
             biased;
             _ = stop.cancelled() => break,
             _ = report.tick() => push(&mut buf, &WorkerMsg::Health(feed.health()), &mut c),
+            msg = raw.next() => {
+                push(&mut buf, &msg, &mut c);
+                while buf.len() < BURST_BYTES {
+                    match raw.try_next() {
+                        Some(m) => push(&mut buf, &m, &mut c),
+                        None => break,
+                    }
+                }
+            }
             _ = stats.tick() => {
                 let h = feed.health();
                 let dt = last_stats.0.elapsed().as_secs_f64().max(1e-9);

@@ -43,6 +43,14 @@ pub enum WorkerMsg {
     Event(FeedEvent),
     /// The worker feed's health, sent periodically; doubles as the worker's heartbeat.
     Health(HealthSnapshot),
+    /// A raw WebSocket frame and its local receive time (Unix ns), sent only when recording
+    /// (`[sinks.record]`); the supervisor hands it to its recorder.
+    Raw {
+        /// Local receive time (Unix ns).
+        recv_ns: u64,
+        /// The frame's text, exactly as received.
+        text: String,
+    },
 }
 
 /// Why bytes are not a frame.

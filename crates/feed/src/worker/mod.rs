@@ -9,6 +9,7 @@
 //! - [`supervisor`]: [`WorkerFeed`]: spawns, watches (exit, stderr, silence), stops and restarts
 //!   workers; rebuilds the books and keeps the trade tape continuous across workers.
 //! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
+//! - [`raw`]: raw frames forwarded to the supervisor when it records (`[sinks.record]`).
 //! - [`stderr`]: worker stderr lines into structured logs.
 //! - [`forward`]: the worker's contract events re-logged at top level by the supervisor.
 //! - [`state`]: what the supervisor shares with readers (books, pid, health).
@@ -18,6 +19,7 @@ pub mod child;
 pub mod forward;
 pub mod framing;
 pub mod options;
+pub mod raw;
 pub mod signals;
 pub mod state;
 pub mod stderr;

@@ -278,6 +278,7 @@ impl Supervisor {
             health_report_s: self.opts.report_every(&self.cfg),
             stats_interval_s: self.opts.stats_interval_s,
             generation,
+            record_raw: self.cfg.raw_tap.is_some(),
         };
         let json = serde_json::to_string(&wcfg).map_err(std::io::Error::other)?;
         let mut cmd = tokio::process::Command::new(&self.program);
@@ -462,6 +463,12 @@ impl Supervisor {
                 return true;
             }
             WorkerMsg::Event(ev) => ev,
+            WorkerMsg::Raw { recv_ns, text } => {
+                if let Some(tap) = &self.cfg.raw_tap {
+                    tap.offer(recv_ns, &text);
+                }
+                return true;
+            }
         };
         match &ev {
             FeedEvent::Trade(t) => {

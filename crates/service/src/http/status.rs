@@ -117,6 +117,9 @@ pub struct StatusBody {
     /// Sinks (`nats`), present when configured.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub sinks: BTreeMap<&'static str, crate::sinks::stats::NatsStatus>,
+    /// The raw recorder (`[sinks.record]`), when on: frames written, dropped, lost, write errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<crate::record::RecordStatus>,
 }
 
 /// `GET /api/status`.
@@ -145,6 +148,7 @@ pub async fn get_status(State(state): State<ServiceState>) -> Json<StatusBody> {
             .map(|n| ("nats", n.status()))
             .into_iter()
             .collect(),
+        record: state.record_status(),
     })
 }
 

@@ -77,6 +77,9 @@ pub enum ServiceError {
         /// Why.
         message: String,
     },
+    /// The recorder (`[sinks.record]`) cannot start.
+    #[error("cannot start the recorder: {0}")]
+    Record(String),
     /// A backfill failed for good.
     #[error(transparent)]
     Backfill(#[from] crate::backfill::FatalError),
@@ -234,6 +237,15 @@ pub async fn start<S: Source>(
     if cfg.sinks.nats.enabled() {
         state.set_nats(crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
     }
+    let recorder = match &cfg.sinks.record {
+        Some(r) => {
+            let rec = crate::record::Recorder::start(r.clone())
+                .map_err(|e| ServiceError::Record(e.to_string()))?;
+            state.set_record(rec.stats());
+            Some(rec)
+        }
+        None => None,
+    };
     let (writer, writer_thread) = StoreWriter::start(store);
     let cancel = CancellationToken::new();
 
@@ -266,8 +278,9 @@ pub async fn start<S: Source>(
     let retention = Retention::hours(cfg.store.trade_retention_hours.ceil() as u64);
 
     let mut pipelines = Vec::new();
-    for feed_cfg in cfg.feeds() {
+    for mut feed_cfg in cfg.feeds() {
         let category = feed_cfg.feed.category;
+        feed_cfg.raw_tap = recorder.as_ref().map(|r| r.tap(category));
         let source = spawn(feed_cfg).map_err(|message| ServiceError::Feed { category, message })?;
         let pipeline = Pipeline {
             source,
@@ -359,6 +372,9 @@ pub async fn start<S: Source>(
         let _ = server.await;
         if let Some(sink) = state_done.nats() {
             sink.close(Duration::from_secs(10)).await;
+        }
+        if let Some(rec) = recorder {
+            let _ = tokio::task::spawn_blocking(move || rec.stop()).await;
         }
         drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;

@@ -210,6 +210,7 @@ struct Inner {
     store_path: Option<PathBuf>,
     metrics: Metrics,
     nats: std::sync::OnceLock<crate::sinks::NatsSink>,
+    record: std::sync::OnceLock<Arc<crate::record::RecordStats>>,
 }
 
 impl ServiceState {
@@ -247,6 +248,7 @@ impl ServiceState {
                 store_path,
                 metrics: Metrics::default(),
                 nats: std::sync::OnceLock::new(),
+                record: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -277,6 +279,16 @@ impl ServiceState {
     /// Hot-path counters for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Shows this recorder's counters in `/api/status` (`record`); set once.
+    pub fn set_record(&self, stats: Arc<crate::record::RecordStats>) {
+        let _ = self.inner.record.set(stats);
+    }
+
+    /// The recorder's state, when recording (`[sinks.record]`).
+    pub fn record_status(&self) -> Option<crate::record::RecordStatus> {
+        self.inner.record.get().map(|s| s.status())
     }
 
     /// The token state-changing routes require.

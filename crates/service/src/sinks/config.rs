@@ -95,6 +95,8 @@ impl Default for NatsSection {
 pub struct SinksSection {
     /// `[sinks.nats]`
     pub nats: NatsSection,
+    /// `[sinks.record]`: raw frame recording (off when absent).
+    pub record: Option<crate::record::RecordSection>,
 }
 
 /// Values that override `[sinks.nats]` and `HFT_CONNECTOR_SINKS_NATS_*` (the `--nats-*` flags of
@@ -230,7 +232,11 @@ impl NatsSection {
 impl SinksSection {
     /// Checks every sink.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.nats.validate()
+        self.nats.validate()?;
+        if let Some(r) = &self.record {
+            r.validate()?;
+        }
+        Ok(())
     }
 }
 

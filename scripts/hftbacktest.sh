@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# hftbacktest's own Python package (PyPI, 2.4.x; numpy comes with it) against our recorder and
+# converter: installs it if missing, then
+#   1. converts the checked-in collector sample and compares with hftbacktest's convert_depth;
+#   2. records a fault tour against the simulator in both isolation modes, converts it, compares
+#      with convert_depth on the same files, backtests it and checks the book against the
+#      simulator's true book; kills a recording service with SIGKILL and reads what it left.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c "import hftbacktest, numpy" 2>/dev/null; then
+    python3 -m pip install --quiet 'hftbacktest>=2.4,<2.5'
+fi
+
+cargo build --quiet --bin hft-connector
+BIN=$PWD/target/debug/hft-connector
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+SAMPLE=testdata/hftbacktest/bybit-linear-sample.gz
+"$BIN" convert --to hftbacktest "$SAMPLE" -o "$WORK/sample.npz" --depth 50 --tick-size 0.1 --lot-size 0.001
+python3 tests/hftbacktest/check.py compare "$SAMPLE" "$WORK/sample.npz" 50
+
+for ISOLATION in process in-process; do
+    echo "hftbacktest: fault tour recorded with --isolation $ISOLATION"
+    python3 tests/hftbacktest/check.py tour "$BIN" "$WORK/tour-$ISOLATION" "$ISOLATION"
+done
