@@ -34,7 +34,7 @@ pub struct StreamArgs {
     /// WebSocket base URL (e.g. wss://stream.bybit.com/v5/public).
     #[arg(long, value_name = "URL")]
     pub ws_url: Option<String>,
-    /// REST base URL (e.g. https://api.bybit.com).
+    /// REST base URL (e.g. `https://api.bybit.com`).
     #[arg(long, value_name = "URL")]
     pub rest_url: Option<String>,
     /// Where each connection runs.

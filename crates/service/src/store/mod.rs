@@ -17,7 +17,7 @@
 //!   replaced by a confirmed `live` one (REST is authoritative; a live candle may have missed
 //!   trades), while a REST candle does replace a live one.
 //! - Trades are keyed by (symbol, category, id); a second copy is ignored.
-//! - Decimals are stored as TEXT, exactly as [`Decimal`] prints them (scale kept).
+//! - Decimals are stored as TEXT, exactly as [`rust_decimal::Decimal`] prints them (scale kept).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
