@@ -32,6 +32,8 @@ enum Command {
     Run(hft_connector::cli::run::RunArgs),
     /// Run the Bybit V5 exchange simulator (WebSocket, REST, ground truth, fault injection).
     Simulate(hft_connector::cli::simulate::SimulateArgs),
+    /// Chaos soak: simulator + service, a random fault every S seconds, one JSON line of accounting.
+    Soak(hft_connector::cli::soak::SoakArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => hft_connector::cli::demo::main(args),
         Command::Run(args) => hft_connector::cli::run::main(args),
         Command::Simulate(args) => hft_connector::cli::simulate::main(args),
+        Command::Soak(args) => hft_connector::cli::soak::main(args),
         Command::Worker(args) => hft_connector::cli::worker::main(args),
     }
 }

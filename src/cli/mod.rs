@@ -4,4 +4,7 @@ pub mod decode;
 pub mod demo;
 pub mod run;
 pub mod simulate;
+pub mod soak;
+pub mod soak_account;
+pub mod soak_sim;
 pub mod worker;
