@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # The full test suite. Everything the tests need is installed and started here:
 #   pybit (PyPI) for the third-party client check, Debian's prometheus (promtool) for the alert
-#   rules and metrics checks, Debian's chromium for the dashboard browser test.
+#   rules and metrics checks, Debian's chromium for the dashboard browser test, Debian's iproute2 and
+#   iptables for the half-open network test (tests/half_open.rs; it skips itself when not root).
 # Usage: scripts/test.sh   (from anywhere; run as root or with sudo rights for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = 0 ]; then
+  echo "== iproute2 and iptables for the half-open network test"
+  scripts/half-open-net.sh install
+fi
 
 echo "== cargo test (unit, integration, property and doc tests; benches and examples build)"
 cargo test --workspace --all-targets --locked
@@ -18,3 +24,6 @@ scripts/check-alerts.sh
 
 echo "== dashboard in headless Chromium against the real service and simulator"
 scripts/browser-test.sh
+
+echo "== chaos soak: 60 s, a random fault every 4 s (exits non-zero on a lost or duplicated trade or a book mismatch)"
+cargo run --locked --quiet --bin hft-connector -- soak --seconds 60 --fault-every 4 --isolation process --seed "${SOAK_SEED:-1}"
