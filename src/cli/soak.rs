@@ -374,13 +374,10 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     mismatches += last.mismatches;
     timeouts += u64::from(last.timed_out);
     let fp_end: Footprint = footprint(Some(sim.pid));
-    let restarts: u64 = running
-        .state
-        .statuses()
-        .iter()
-        .map(|s| s.worker_restarts)
-        .sum();
-    let reconnects: u64 = running.state.statuses().iter().map(|s| s.reconnects).sum();
+    // Every symbol of a connection reports the same counters: one connection's worth.
+    let statuses = running.state.statuses();
+    let restarts = statuses.iter().map(|s| s.worker_restarts).max().unwrap_or(0);
+    let reconnects = statuses.iter().map(|s| s.reconnects).max().unwrap_or(0);
     running.stop();
     running.wait().await?;
     observer.abort();
@@ -388,6 +385,25 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
 
     let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
     let t = l.totals();
+    if t.lost > 0 {
+        let lost_path = dir.join("lost.txt");
+        let mut text = String::new();
+        for (symbol, s) in &l.symbols {
+            for (id, ts) in s.lost() {
+                text.push_str(&format!("{symbol} {id} {ts}\n"));
+            }
+        }
+        match std::fs::write(&lost_path, text) {
+            Ok(()) => eprintln!(
+                "hft-connector soak: lost trades listed in {}",
+                lost_path.display()
+            ),
+            Err(e) => eprintln!(
+                "hft-connector soak: cannot write {}: {e}",
+                lost_path.display()
+            ),
+        }
+    }
     let ok = t.lost == 0 && t.duplicated == 0 && mismatches == 0 && l.observer_lagged == 0;
     let line = json!({
         "seconds": args.seconds,

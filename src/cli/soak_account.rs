@@ -88,6 +88,24 @@ impl SymbolTrades {
             .is_none_or(|id| self.delivered.contains_key(id))
     }
 
+    /// Journal trades never delivered and not inside a reported hole, oldest first: (id, time).
+    pub fn lost(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .journal
+            .iter()
+            .filter(|(id, ts)| {
+                !self.delivered.contains_key(*id)
+                    && !self
+                        .unrecoverable_gaps
+                        .iter()
+                        .any(|(from, to)| (*from..=*to).contains(*ts))
+            })
+            .map(|(id, ts)| (id.clone(), *ts))
+            .collect();
+        v.sort_by_key(|(_, ts)| *ts);
+        v
+    }
+
     /// Compares deliveries with the journal.
     pub fn counts(&self) -> TradeCounts {
         let mut c = TradeCounts {
@@ -275,6 +293,7 @@ mod tests {
         s.deliver("zz");
         assert!(s.caught_up());
         s.unrecoverable_gaps.push((25, 35));
+        assert_eq!(s.lost(), vec![("b".to_string(), 20)]);
         let c = s.counts();
         assert_eq!(
             c,
