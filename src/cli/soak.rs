@@ -343,6 +343,11 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     let settle_timeout = Duration::from_secs_f64((args.fault_every * 3.0).max(20.0));
     let warm = settle(&sim, &running, &ledger, settle_timeout).await?;
     let fp_start = footprint(Some(sim.pid));
+    // One sample per minute (service RSS kB, workers RSS kB, service descriptors): is it flat?
+    let mut samples: Vec<[u64; 3]> = Vec::new();
+    let sample = |fp: Footprint| [fp.service.rss_kb, fp.workers.rss_kb, fp.service.fds];
+    samples.push(sample(fp_start));
+    let mut next_sample = Instant::now() + Duration::from_secs(60);
 
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let kinds = kinds(args.isolation);
@@ -359,6 +364,10 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         tokio::time::sleep_until(next).await;
         let s = settle(&sim, &running, &ledger, settle_timeout).await?;
         checks += s.books_compared;
+        if Instant::now() >= next_sample {
+            samples.push(sample(footprint(Some(sim.pid))));
+            next_sample += Duration::from_secs(60);
+        }
         mismatches += s.mismatches;
         timeouts += u64::from(s.timed_out);
         let fault = kinds[rng.random_range(0..kinds.len())];
@@ -376,7 +385,11 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     let fp_end: Footprint = footprint(Some(sim.pid));
     // Every symbol of a connection reports the same counters: one connection's worth.
     let statuses = running.state.statuses();
-    let restarts = statuses.iter().map(|s| s.worker_restarts).max().unwrap_or(0);
+    let restarts = statuses
+        .iter()
+        .map(|s| s.worker_restarts)
+        .max()
+        .unwrap_or(0);
     let reconnects = statuses.iter().map(|s| s.reconnects).max().unwrap_or(0);
     running.stop();
     running.wait().await?;
@@ -426,6 +439,7 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         "reconnects": reconnects,
         "worker_restarts": restarts,
         "rss_kb": {"start": fp_start.service.rss_kb, "end": fp_end.service.rss_kb},
+        "per_minute": {"rss_kb": samples.iter().map(|s| s[0]).collect::<Vec<_>>(), "workers_rss_kb": samples.iter().map(|s| s[1]).collect::<Vec<_>>(), "open_fds": samples.iter().map(|s| s[2]).collect::<Vec<_>>()},
         "open_fds": {"start": fp_start.service.fds, "end": fp_end.service.fds},
         "workers": {"start": fp_start.worker_count, "end": fp_end.worker_count},
         "workers_rss_kb": {"start": fp_start.workers.rss_kb, "end": fp_end.workers.rss_kb},
