@@ -26,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Case {
     Sim(FaultKind),
+    /// A stall shorter than ping + pong timeout: frames are dropped, the socket lives on.
+    ShortStall,
     WorkerKill,
     WorkerStop,
 }
@@ -34,6 +36,7 @@ impl Case {
     fn name(self) -> &'static str {
         match self {
             Case::Sim(k) => k.as_str(),
+            Case::ShortStall => "stall (short: 0.75 s)",
             Case::WorkerKill => "worker kill -9",
             Case::WorkerStop => "worker SIGSTOP",
         }
@@ -54,6 +57,7 @@ impl Case {
             }
             Case::Sim(k @ FaultKind::Slow) => vec![r(k).millis(200).seconds(STALE_S)],
             Case::Sim(k) => vec![r(k)],
+            Case::ShortStall => vec![r(FaultKind::Stall).seconds(0.75)],
             Case::WorkerKill | Case::WorkerStop => Vec::new(),
         }
     }
@@ -80,6 +84,15 @@ impl Case {
                 matches!(ev, FeedEvent::SubscriptionRefused { .. })
             }
             Case::Sim(FaultKind::Slow) => false,
+            // Either the heartbeat fires, or the lost frames show as a book gap.
+            Case::ShortStall => matches!(
+                ev,
+                FeedEvent::Disconnected { .. }
+                    | FeedEvent::Resync {
+                        reason: ResyncReason::Gap,
+                        ..
+                    }
+            ),
             _ => matches!(ev, FeedEvent::Disconnected { .. }),
         }
     }
@@ -103,6 +116,7 @@ fn cases(isolation: Isolation) -> Vec<Case> {
     .into_iter()
     .map(Case::Sim)
     .collect();
+    v.push(Case::ShortStall);
     if isolation == Isolation::Process {
         v.extend([Case::WorkerKill, Case::WorkerStop]);
     }
@@ -189,7 +203,7 @@ async fn run_case(
             };
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), sig)?;
         }
-        Case::Sim(_) => {
+        Case::Sim(_) | Case::ShortStall => {
             for f in case.requests() {
                 sim.inject(f);
             }
