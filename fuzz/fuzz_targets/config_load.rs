@@ -51,5 +51,8 @@ fuzz_target!(|data: &[u8]| {
     let again = toml::to_string(&cfg).expect("an accepted config serializes");
     let reloaded = load(temp("again"), &again, Vec::new())
         .unwrap_or_else(|e| panic!("the serialized config is refused: {e}\n{again}"));
-    assert_eq!(reloaded, cfg, "round trip through TOML changed the config:\n{again}");
+    assert_eq!(
+        reloaded, cfg,
+        "round trip through TOML changed the config:\n{again}"
+    );
 });
