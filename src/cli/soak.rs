@@ -41,7 +41,8 @@ pub struct SoakArgs {
     /// Market messages per second of the simulator.
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
-    /// Where the store and the logs go (default: a new directory under the system's temp dir).
+    /// Where the store and the logs go (default: a new directory under the system's temp dir,
+    /// removed after a clean run).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
@@ -422,6 +423,8 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         }
     }
     let ok = t.lost == 0 && t.duplicated == 0 && mismatches == 0 && l.observer_lagged == 0;
+    // A directory of our own choosing is removed after a clean run; kept (logs) otherwise.
+    let keep = args.data_dir.is_some() || !ok;
     let line = json!({
         "seconds": args.seconds,
         "fault_every": args.fault_every,
@@ -450,8 +453,11 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         "workers_open_fds": {"start": fp_start.workers.fds, "end": fp_end.workers.fds},
         "zombies": fp_end.zombies,
         "ok": ok,
-        "log": dir.join("soak.log"),
+        "log": keep.then(|| dir.join("soak.log")),
     });
     println!("{line}");
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(ok)
 }
