@@ -43,6 +43,8 @@ enum Command {
     Stream(hft_connector::cli::stream::StreamArgs),
     /// Read a NATS JetStream subject as JSON lines, from a sequence or a time, reporting gaps.
     Tail(hft_connector::cli::tail::TailArgs),
+    /// Chaos soak: simulator + service, a random fault every S seconds, one JSON line of accounting.
+    Soak(hft_connector::cli::soak::SoakArgs),
     /// Internal: the worker process of `run --isolation process`.
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Status(args) => hft_connector::cli::status::main(args),
         Command::Stream(args) => hft_connector::cli::stream::main(args),
         Command::Tail(args) => hft_connector::cli::tail::main(args),
+        Command::Soak(args) => hft_connector::cli::soak::main(args),
         Command::Worker(args) => hft_connector::cli::worker::main(args),
     }
 }
