@@ -26,15 +26,16 @@ impl Session {
     pub(super) fn on_book(&mut self, b: &BookUpdate<'_>, now: Now, books: &Books) {
         self.actions
             .push_back(Action::MarketEvent(b.symbol.to_string()));
-        let (events, mut resync) = {
+        let (events, mut resync, ts_before) = {
             let mut books = books.write().unwrap_or_else(|p| p.into_inner());
             let book = books
                 .entry(b.symbol.to_string())
                 .or_insert_with(|| OrderBook::new(b.symbol, b.depth));
+            let ts_before = book.ts_ms();
             let step = sequence(book, b);
             let category = Some(self.cfg.category.to_string());
             let events = step.events(b, book, category, Some(now.unix_ns), None);
-            (events, step.resync())
+            (events, step.resync(), ts_before)
         };
         for event in events {
             match event {
@@ -48,6 +49,10 @@ impl Session {
                         got_u = g.got_u
                     );
                     self.resync(b, resync.take());
+                    // The lost frames carried trades too.
+                    if ts_before > 0 {
+                        self.refill_after_gap(b.symbol, ts_before, now);
+                    }
                 }
                 Event::BookCrossed(c) => {
                     tracing::warn!(event = "bybit_connector_book_crossed", symbol = b.symbol, depth = b.depth, u = c.u, best_bid = %c.best_bid, best_ask = %c.best_ask);

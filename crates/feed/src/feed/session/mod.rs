@@ -144,11 +144,14 @@ struct Conn {
     pending: HashMap<String, (Op, Vec<String>)>,
     /// Book topics being resubscribed after a gap or crossing.
     resyncing: HashSet<String>,
-    /// Live trades held back until the REST gap-fill of this connection is done.
+    /// Live trades of symbols still to gap-fill, held back until their REST gap-fill is done.
     buffered: HashMap<String, Vec<TradeEvent>>,
-    recovering: bool,
-    /// Symbols still to gap-fill, in order; the first one's fetch may be outstanding.
+    /// Symbols still to gap-fill, in order (all of them after connecting; one whose book showed a
+    /// gap while live); the first one's fetch may be outstanding. Their live trades are buffered.
     to_recover: VecDeque<String>,
+    /// Per symbol, where the tape may have a hole found while live (a book gap): the book's
+    /// exchange time before the lost frames. The gap-fill starts there.
+    hole_from_ms: HashMap<String, u64>,
     /// The outstanding fetch: (symbol, the tape was complete up to this Unix ms when it was asked).
     fetching: Option<(String, u64)>,
     /// When it went live (monotonic ms).
@@ -278,7 +281,7 @@ impl Session {
         self.conn = Conn {
             number,
             opened_ms: now.mono_ms,
-            recovering: true,
+            hole_from_ms: HashMap::new(),
             next_ping_ms: now.mono_ms + self.cfg.ping_every_ms,
             next_check_ms: now.mono_ms + self.cfg.check_every_ms,
             ..Conn::default()

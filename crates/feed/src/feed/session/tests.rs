@@ -569,3 +569,56 @@ fn the_session_touches_no_io_clock_or_runtime() {
         }
     }
 }
+
+#[test]
+fn trades_lost_on_a_live_socket_are_refilled_when_the_book_shows_the_gap() {
+    let books = Books::default();
+    let mut s = Session::new(config(&[BTC, ETH], true));
+    live(&mut s, &books, 1, 0);
+    s.on_text(&book(BTC, "snapshot", 100, "99"), at(10), &books);
+    s.on_text(&trade(BTC, "a", 100), at(11), &books);
+    s.on_text(&book(BTC, "delta", 101, "99"), at(12), &books);
+    let expect = |id: &str, rec: bool| (id.to_string(), rec);
+    assert_eq!(trades_of(&drain(&mut s)), vec![expect("a", false)]);
+    // The frames of u 102..104 and trades b, c are lost on a socket that stays up; trade d
+    // arrives before the next book update shows the gap.
+    s.on_text(&trade(BTC, "d", 105), at(20), &books);
+    assert_eq!(trades_of(&drain(&mut s)), vec![expect("d", false)]);
+    s.on_text(&book(BTC, "delta", 105, "99"), at(21), &books);
+    let actions = drain(&mut s);
+    assert!(
+        actions.contains(&Action::FetchRecentTrades {
+            symbol: BTC.into(),
+            limit: 1000
+        }),
+        "{actions:?}"
+    );
+    // BTCUSDT's trades wait for the refill; ETHUSDT's flow.
+    s.on_text(&trade(BTC, "e", 106), at(22), &books);
+    s.on_text(&trade(ETH, "x", 106), at(22), &books);
+    assert_eq!(trades_of(&drain(&mut s)), vec![expect("x", false)]);
+    let page = vec![
+        rest("e", 106),
+        rest("d", 105),
+        rest("c", 103),
+        rest("b", 102),
+        rest("a", 100),
+    ];
+    s.on_recent_trades(BTC, Ok(page), at(23));
+    assert_eq!(
+        trades_of(&drain(&mut s)),
+        vec![expect("b", true), expect("c", true), expect("e", false)],
+        "the hole from the book's last time before it, nothing twice"
+    );
+    s.on_text(&trade(BTC, "f", 107), at(24), &books);
+    assert_eq!(trades_of(&drain(&mut s)), vec![expect("f", false)]);
+    // A second gap while the first refill is pending asks once.
+    s.on_text(&book(BTC, "delta", 110, "99"), at(30), &books);
+    s.on_text(&book(BTC, "snapshot", 111, "99"), at(31), &books);
+    s.on_text(&book(BTC, "delta", 113, "99"), at(32), &books);
+    let fetches = drain(&mut s)
+        .into_iter()
+        .filter(|a| matches!(a, Action::FetchRecentTrades { .. }))
+        .count();
+    assert_eq!(fetches, 1);
+}

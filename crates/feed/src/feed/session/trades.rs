@@ -16,7 +16,8 @@ impl Session {
         for tr in &t.trades {
             let mut ev = TradeEvent::from_ws(tr, Some(now.unix_ns));
             ev.category = Some(category.clone());
-            if self.conn.recovering {
+            // Held back until the connection is live and this symbol's gap-fill is done.
+            if self.conn.live_ms.is_none() || self.conn.to_recover.contains(&ev.symbol) {
                 self.conn
                     .buffered
                     .entry(ev.symbol.clone())
@@ -45,6 +46,12 @@ impl Session {
                     .and_then(|t| t.last_ts_ms())
                     .or_else(|| self.covered_ms.get(&symbol).copied())
                     .unwrap_or_else(|| now.unix_ms());
+                // A hole found while live may start before the newest trade seen (trades after
+                // it can arrive before the book shows the gap): start the gap-fill there.
+                let covered = match self.conn.hole_from_ms.remove(&symbol) {
+                    Some(from) => covered.min(from),
+                    None => covered,
+                };
                 let limit = self.cfg.category.max_recent_trades();
                 self.conn.fetching = Some((symbol.clone(), covered));
                 self.actions
@@ -62,7 +69,31 @@ impl Session {
                 }
             }
         }
-        self.conn.recovering = false;
+    }
+
+    /// Frames of `symbol` were lost on a socket that stayed up (its book showed a gap): trades
+    /// have no sequence numbers, so the same hole in the tape is refilled from REST, starting at
+    /// `book_ts_ms`, the book's exchange time before the lost frames. Live trades of `symbol` are
+    /// held back meanwhile and merged after the refill, as after a reconnect.
+    pub(super) fn refill_after_gap(&mut self, symbol: &str, book_ts_ms: u64, now: Now) {
+        if !self.cfg.trades || self.conn.to_recover.iter().any(|s| s == symbol) {
+            return;
+        }
+        tracing::warn!(
+            event = "bybit_connector_trade_refill_after_gap",
+            symbol,
+            from_ms = book_ts_ms
+        );
+        let hole = self
+            .conn
+            .hole_from_ms
+            .entry(symbol.to_string())
+            .or_insert(book_ts_ms);
+        *hole = (*hole).min(book_ts_ms);
+        self.conn.to_recover.push_back(symbol.to_string());
+        if self.conn.to_recover.len() == 1 {
+            self.recover_next(now);
+        }
     }
 
     /// The result of the [`Action::FetchRecentTrades`] for `symbol`: merges it with the live trades
