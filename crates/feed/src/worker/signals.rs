@@ -32,6 +32,20 @@ pub fn describe(status: &ExitStatus) -> (Option<i32>, Option<&'static str>) {
     (status.code(), signal)
 }
 
+/// Waits until the waiter task reaped the worker.
+pub(super) async fn exited(
+    rx: &mut tokio::sync::watch::Receiver<Option<ExitStatus>>,
+) -> ExitStatus {
+    match rx.wait_for(Option::is_some).await {
+        Ok(status) => (*status).unwrap_or_else(failed_status),
+        Err(_) => failed_status(),
+    }
+}
+
+pub(super) fn failed_status() -> ExitStatus {
+    ExitStatus::from_raw(1 << 8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

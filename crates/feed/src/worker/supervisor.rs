@@ -40,7 +40,7 @@ use super::child::WorkerConfig;
 use super::forward::{close_link, LinkLog};
 use super::framing::{FrameCodec, WorkerMsg};
 use super::options::WorkerOptions;
-use super::signals::{describe, killpg};
+use super::signals::{describe, exited, failed_status, killpg};
 use super::state::WorkerShared;
 use super::stderr::pump_stderr;
 use crate::backoff::Backoff;
@@ -591,17 +591,4 @@ impl Supervisor {
             _ = tokio::time::sleep(d) => false,
         }
     }
-}
-
-/// Waits until the waiter task reaped the worker.
-async fn exited(rx: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
-    match rx.wait_for(Option::is_some).await {
-        Ok(status) => (*status).unwrap_or_else(failed_status),
-        Err(_) => failed_status(),
-    }
-}
-
-fn failed_status() -> ExitStatus {
-    use std::os::unix::process::ExitStatusExt;
-    ExitStatus::from_raw(1 << 8)
 }

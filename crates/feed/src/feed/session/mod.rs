@@ -23,6 +23,8 @@ mod trades;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trade_tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::RwLock;

@@ -1,7 +1,6 @@
 //! The session's transitions, driven by hand: no socket, no runtime, no sleeping; time is a value.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -11,10 +10,10 @@ use crate::feed::event::ResyncReason;
 use crate::protocol::rest::RestTrade;
 use crate::protocol::ws::Side;
 
-const BTC: &str = "BTCUSDT";
-const ETH: &str = "ETHUSDT";
+pub(super) const BTC: &str = "BTCUSDT";
+pub(super) const ETH: &str = "ETHUSDT";
 
-fn config(symbols: &[&str], trades: bool) -> SessionConfig {
+pub(super) fn config(symbols: &[&str], trades: bool) -> SessionConfig {
     SessionConfig {
         category: Category::Linear,
         symbols: symbols.iter().map(|s| s.to_string()).collect(),
@@ -32,19 +31,19 @@ fn config(symbols: &[&str], trades: bool) -> SessionConfig {
 }
 
 /// A moment `ms` after start (the wall clock is 1.7e12 ms ahead of the monotonic one).
-fn at(ms: u64) -> Now {
+pub(super) fn at(ms: u64) -> Now {
     Now {
         mono_ms: ms,
         unix_ns: (1_700_000_000_000 + ms) * 1_000_000,
     }
 }
 
-fn drain(s: &mut Session) -> Vec<Action> {
+pub(super) fn drain(s: &mut Session) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
 /// The JSON of every `Send`.
-fn sent(actions: &[Action]) -> Vec<serde_json::Value> {
+pub(super) fn sent(actions: &[Action]) -> Vec<serde_json::Value> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -54,7 +53,7 @@ fn sent(actions: &[Action]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn emitted(actions: &[Action]) -> Vec<FeedEvent> {
+pub(super) fn emitted(actions: &[Action]) -> Vec<FeedEvent> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -64,25 +63,25 @@ fn emitted(actions: &[Action]) -> Vec<FeedEvent> {
         .collect()
 }
 
-fn ack(req_id: &str, success: bool, ret_msg: &str) -> String {
+pub(super) fn ack(req_id: &str, success: bool, ret_msg: &str) -> String {
     format!(
         r#"{{"success":{success},"ret_msg":"{ret_msg}","conn_id":"c1","req_id":"{req_id}","op":"subscribe"}}"#
     )
 }
 
-fn book(symbol: &str, kind: &str, u: u64, bid: &str) -> String {
+pub(super) fn book(symbol: &str, kind: &str, u: u64, bid: &str) -> String {
     format!(
         r#"{{"topic":"orderbook.50.{symbol}","type":"{kind}","ts":{u},"data":{{"s":"{symbol}","b":[["{bid}","1"]],"a":[["101","1"]],"u":{u},"seq":{u}}},"cts":{u}}}"#
     )
 }
 
-fn trade(symbol: &str, id: &str, ts: u64) -> String {
+pub(super) fn trade(symbol: &str, id: &str, ts: u64) -> String {
     format!(
         r#"{{"topic":"publicTrade.{symbol}","type":"snapshot","ts":{ts},"data":[{{"T":{ts},"s":"{symbol}","S":"Buy","v":"1","p":"100","L":"PlusTick","i":"{id}","BT":false,"seq":{ts}}}]}}"#
     )
 }
 
-fn rest(id: &str, ts: u64) -> RestTrade {
+pub(super) fn rest(id: &str, ts: u64) -> RestTrade {
     RestTrade {
         id: id.into(),
         symbol: BTC.into(),
@@ -97,7 +96,7 @@ fn rest(id: &str, ts: u64) -> RestTrade {
 }
 
 /// Ids of emitted trades, with whether each was recovered from REST.
-fn trades_of(actions: &[Action]) -> Vec<(String, bool)> {
+pub(super) fn trades_of(actions: &[Action]) -> Vec<(String, bool)> {
     emitted(actions)
         .into_iter()
         .filter_map(|e| match e {
@@ -107,12 +106,12 @@ fn trades_of(actions: &[Action]) -> Vec<(String, bool)> {
         .collect()
 }
 
-fn never_asked(_: &[String]) -> (String, Option<u64>) {
+pub(super) fn never_asked(_: &[String]) -> (String, Option<u64>) {
     panic!("staleness judged when no check was due")
 }
 
 /// Connects (connection `number`) at `t` and confirms every subscription at `t + 5`.
-fn live(s: &mut Session, books: &Books, number: u64, t: u64) -> Vec<Action> {
+pub(super) fn live(s: &mut Session, books: &Books, number: u64, t: u64) -> Vec<Action> {
     s.connected(at(t), number, books);
     let subs = sent(&drain(s));
     for sub in &subs {
@@ -410,117 +409,6 @@ fn a_new_connection_invalidates_every_book() {
 }
 
 #[test]
-fn trades_are_buffered_while_recovering_then_merged_in_order_without_duplicates() {
-    let books = Books::default();
-    let mut s = Session::new(config(&[BTC], true));
-    live(&mut s, &books, 1, 0);
-    s.on_text(&trade(BTC, "a", 100), at(10), &books);
-    s.on_text(&trade(BTC, "b", 110), at(11), &books);
-    assert_eq!(trades_of(&drain(&mut s)).len(), 2);
-    // Reconnect: trades arrive before the acks and while REST is asked; none is emitted yet.
-    s.connected(at(1_000), 2, &books);
-    let id = sent(&drain(&mut s))[0]["req_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    s.on_text(&trade(BTC, "e", 140), at(1_001), &books);
-    s.on_text(&ack(&id, true, ""), at(1_002), &books);
-    let actions = drain(&mut s);
-    assert!(trades_of(&actions).is_empty());
-    assert!(actions.contains(&Action::FetchRecentTrades {
-        symbol: BTC.into(),
-        limit: 1000
-    }));
-    s.on_text(&trade(BTC, "f", 150), at(1_003), &books);
-    assert!(
-        trades_of(&drain(&mut s)).is_empty(),
-        "held back while recovering"
-    );
-    let page = vec![
-        rest("e", 140),
-        rest("d", 130),
-        rest("c", 120),
-        rest("b", 110),
-        rest("a", 100),
-    ];
-    s.on_recent_trades(BTC, Ok(page), at(1_004));
-    let actions = drain(&mut s);
-    let expect = |id: &str, rec: bool| (id.to_string(), rec);
-    assert_eq!(
-        trades_of(&actions),
-        vec![
-            expect("c", true),
-            expect("d", true),
-            expect("e", false),
-            expect("f", false)
-        ]
-    );
-    assert!(emitted(&actions).contains(&FeedEvent::TradesRecovered {
-        symbol: BTC.into(),
-        count: 2,
-        from_ms: 120,
-        to_ms: 130
-    }));
-    // Live again: a duplicate is dropped, a new trade flows.
-    s.on_text(&trade(BTC, "f", 150), at(1_005), &books);
-    s.on_text(&trade(BTC, "g", 160), at(1_006), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![expect("g", false)]);
-}
-
-#[test]
-fn symbols_are_gap_filled_one_at_a_time_and_a_failed_fetch_is_a_hole() {
-    let books = Books::default();
-    let mut s = Session::new(config(&[BTC, ETH], true));
-    s.resume(HashMap::from([
-        (BTC.to_string(), 500),
-        (ETH.to_string(), 600),
-    ]));
-    let actions = live(&mut s, &books, 1, 0);
-    let fetches: Vec<&Action> = actions
-        .iter()
-        .filter(|a| matches!(a, Action::FetchRecentTrades { .. }))
-        .collect();
-    assert_eq!(
-        fetches,
-        [&Action::FetchRecentTrades {
-            symbol: BTC.into(),
-            limit: 1000
-        }],
-        "a resumed tape is gap-filled even on the first connection, one symbol at a time"
-    );
-    s.on_recent_trades(ETH, Ok(vec![]), at(6));
-    assert!(
-        drain(&mut s).is_empty(),
-        "a result nobody asked for is ignored"
-    );
-    s.on_recent_trades(BTC, Err("HTTP 503".into()), at(7));
-    let actions = drain(&mut s);
-    assert_eq!(actions[0], Action::CountError);
-    let hole = FeedEvent::TradeGap {
-        symbol: BTC.into(),
-        from_ms: 500,
-        to_ms: at(7).unix_ns / 1_000_000,
-    };
-    assert_eq!(emitted(&actions), vec![hole]);
-    assert_eq!(
-        actions.last(),
-        Some(&Action::FetchRecentTrades {
-            symbol: ETH.into(),
-            limit: 1000
-        })
-    );
-    s.on_text(&trade(ETH, "x", 700), at(8), &books);
-    assert!(
-        trades_of(&drain(&mut s)).is_empty(),
-        "still recovering ETHUSDT"
-    );
-    s.on_recent_trades(ETH, Ok(vec![]), at(9));
-    assert_eq!(trades_of(&drain(&mut s)), vec![("x".to_string(), false)]);
-    s.on_text(&trade(ETH, "y", 710), at(10), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![("y".to_string(), false)]);
-}
-
-#[test]
 fn malformed_frames_are_counted_reported_and_skipped() {
     let books = Books::default();
     let mut s = Session::new(config(&[BTC], true));
@@ -568,57 +456,4 @@ fn the_session_touches_no_io_clock_or_runtime() {
             assert!(!src.contains(io), "session/{file} uses {io}");
         }
     }
-}
-
-#[test]
-fn trades_lost_on_a_live_socket_are_refilled_when_the_book_shows_the_gap() {
-    let books = Books::default();
-    let mut s = Session::new(config(&[BTC, ETH], true));
-    live(&mut s, &books, 1, 0);
-    s.on_text(&book(BTC, "snapshot", 100, "99"), at(10), &books);
-    s.on_text(&trade(BTC, "a", 100), at(11), &books);
-    s.on_text(&book(BTC, "delta", 101, "99"), at(12), &books);
-    let expect = |id: &str, rec: bool| (id.to_string(), rec);
-    assert_eq!(trades_of(&drain(&mut s)), vec![expect("a", false)]);
-    // The frames of u 102..104 and trades b, c are lost on a socket that stays up; trade d
-    // arrives before the next book update shows the gap.
-    s.on_text(&trade(BTC, "d", 105), at(20), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![expect("d", false)]);
-    s.on_text(&book(BTC, "delta", 105, "99"), at(21), &books);
-    let actions = drain(&mut s);
-    assert!(
-        actions.contains(&Action::FetchRecentTrades {
-            symbol: BTC.into(),
-            limit: 1000
-        }),
-        "{actions:?}"
-    );
-    // BTCUSDT's trades wait for the refill; ETHUSDT's flow.
-    s.on_text(&trade(BTC, "e", 106), at(22), &books);
-    s.on_text(&trade(ETH, "x", 106), at(22), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![expect("x", false)]);
-    let page = vec![
-        rest("e", 106),
-        rest("d", 105),
-        rest("c", 103),
-        rest("b", 102),
-        rest("a", 100),
-    ];
-    s.on_recent_trades(BTC, Ok(page), at(23));
-    assert_eq!(
-        trades_of(&drain(&mut s)),
-        vec![expect("b", true), expect("c", true), expect("e", false)],
-        "the hole from the book's last time before it, nothing twice"
-    );
-    s.on_text(&trade(BTC, "f", 107), at(24), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![expect("f", false)]);
-    // A second gap while the first refill is pending asks once.
-    s.on_text(&book(BTC, "delta", 110, "99"), at(30), &books);
-    s.on_text(&book(BTC, "snapshot", 111, "99"), at(31), &books);
-    s.on_text(&book(BTC, "delta", 113, "99"), at(32), &books);
-    let fetches = drain(&mut s)
-        .into_iter()
-        .filter(|a| matches!(a, Action::FetchRecentTrades { .. }))
-        .count();
-    assert_eq!(fetches, 1);
 }
