@@ -164,7 +164,15 @@ async fn feed(plan: Plan) -> anyhow::Result<Measurement> {
         }
     }
     let m = w.finish(&plan.mode, plan.rate);
-    source.shutdown().await;
+    match source {
+        // Dropping the handle cancels the feed and closes its queue. Not `shutdown().await`: it
+        // keeps the queue open while it waits, and a feed blocked on a full queue never ends.
+        FeedSource::InProcess(_) => drop(source),
+        // The worker gets SIGTERM (and exits by itself once its stdin closes).
+        FeedSource::Process(_) => {
+            let _ = tokio::time::timeout(Duration::from_secs(10), source.shutdown()).await;
+        }
+    }
     Ok(m)
 }
 

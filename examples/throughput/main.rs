@@ -15,10 +15,11 @@ mod loadgen;
 mod measure;
 mod report;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -91,8 +92,8 @@ struct BenchArgs {
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Paced rates for the latency runs (msg/s, comma separated; empty: none).
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
-    rates: Vec<f64>,
+    #[arg(long, value_parser = parse_rates, default_value = "10000,100000")]
+    rates: Rates,
     /// Consumers to measure, in order.
     #[arg(
         long,
@@ -111,6 +112,21 @@ struct BenchArgs {
     worker: Option<PathBuf>,
     #[command(flatten)]
     gen: GenArgs,
+}
+
+/// Paced rates (msg/s).
+#[derive(Debug, Clone)]
+struct Rates(Vec<f64>);
+
+fn parse_rates(s: &str) -> Result<Rates, String> {
+    s.split(',')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| match r.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+            _ => Err(format!("{r:?} is not a positive rate in msg/s")),
+        })
+        .collect::<Result<Vec<f64>, String>>()
+        .map(Rates)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -188,6 +204,35 @@ fn worker_path(arg: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Waits for `child` up to `limit` (killing it then) and returns its status (`None`: killed) and
+/// its stdout.
+fn finish_within(
+    mut child: Child,
+    limit: Duration,
+) -> anyhow::Result<(Option<std::process::ExitStatus>, String)> {
+    let mut stdout = child.stdout.take().context("consumer stdout")?;
+    // The reader ends when the child's stdout closes (it exits or is killed).
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = reader.join().unwrap_or_default();
+    Ok((status, text))
+}
+
 /// Kills the generator when the benchmark ends, however it ends.
 struct Generator(Child);
 
@@ -241,7 +286,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         worker.display()
     );
     let mut runs: Vec<(String, f64)> = args.modes.iter().map(|m| (m.clone(), 0.0)).collect();
-    for &rate in &args.rates {
+    for &rate in &args.rates.0 {
         for m in args.modes.iter().filter(|m| *m != "raw") {
             runs.push((m.clone(), rate));
         }
@@ -265,21 +310,27 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ])
             .arg("--worker")
             .arg(&worker)
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .output()
+            .spawn()
             .with_context(|| format!("running the {mode} consumer"))?;
-        let text = String::from_utf8_lossy(&out.stdout);
+        // A consumer that does not finish in time is killed and reported, never waited for forever.
+        let limit = Duration::from_secs_f64(args.warmup + args.seconds + 60.0);
+        let (status, text) = finish_within(out, limit)?;
         let parsed = text
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<Measurement>(l).ok());
         match parsed {
-            Some(m) if out.status.success() => {
+            Some(m) if status.is_some_and(|s| s.success()) => {
                 println!("{}", serde_json::to_string(&m)?);
                 results.push(Ok(m));
             }
             _ => {
-                let e = format!("{mode} at rate {rate}: failed ({})", out.status);
+                let e = match status {
+                    Some(st) => format!("{mode} at rate {rate}: failed ({st})"),
+                    None => format!("{mode} at rate {rate}: killed after {limit:?}"),
+                };
                 eprintln!("{e}");
                 results.push(Err(e));
             }
