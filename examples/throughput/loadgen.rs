@@ -316,7 +316,7 @@ mod tests {
             .expect("ping");
         // The pong arrives among the market frames.
         let mut pong = false;
-        for _ in 0..100_000 {
+        for _ in 0..1_000_000 {
             let Some(Ok(Message::Text(t))) = ws.next().await else {
                 break;
             };
