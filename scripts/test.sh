@@ -22,6 +22,9 @@ echo "== cargo test (unit, integration, property and doc tests; benches and exam
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked
 
+echo "== benchmark smoke run (scripts/bench.sh --smoke: end to end, a few seconds, no thresholds)"
+scripts/bench.sh --smoke
+
 echo "== third-party client compatibility (pybit against the simulator)"
 scripts/compat.sh
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The throughput and latency benchmark (examples/throughput): a Bybit-shaped load generator pinned
+# to core 0, and on core 1, one after the other, its ceiling (raw frame drain), a plain WebSocket
+# drain (the baseline), hft-feed in-process and in process isolation, at saturation and paced.
+# Prints one JSON line per measurement, then a markdown table (BENCHMARKS.md has a run).
+#
+# Usage: scripts/bench.sh [options]           release build; options: --seconds S --warmup S
+#                                             --rates R1,R2 --modes raw,drain,in-process,process
+#        scripts/bench.sh --smoke [options]   debug build, a few seconds, no thresholds (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release
+dir=release
+if [[ "${1:-}" == "--smoke" ]]; then
+    shift
+    profile=dev
+    dir=debug
+    set -- --seconds 0.3 --warmup 0.2 --rates 10000 "$@"
+fi
+cargo build --locked --profile "$profile" --bin hft-connector --example throughput
+target="${CARGO_TARGET_DIR:-target}/$dir"
+exec "$target/examples/throughput" --worker "$target/hft-connector" "$@"
