@@ -76,3 +76,33 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
     feed.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_consumer_that_stopped_reading() {
+    let sim = Simulator::start(SimConfig {
+        symbols: vec!["BTCUSDT".into()],
+        categories: vec![Category::Linear],
+        rate: 300.0,
+        ..SimConfig::for_tests(10)
+    })
+    .await
+    .unwrap();
+    let mut cfg = FeedConfig::new(
+        &format!("ws://{}/v5/public", sim.addr()),
+        &sim.rest_url(),
+        Category::Linear,
+        &["BTCUSDT"],
+    )
+    .with_fast_timers(5.0);
+    cfg.feed.queue_capacity = 4;
+    let feed = Feed::spawn(cfg).unwrap();
+    // Nobody reads: wait until the feed is blocked on the full queue.
+    while feed.health().queue_size < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The guard only turns a hang into a failure; the shutdown itself is immediate.
+    tokio::time::timeout(Duration::from_secs(60), feed.shutdown())
+        .await
+        .expect("shutdown returned while the queue was full");
+    sim.shutdown().await;
+}

@@ -240,8 +240,10 @@ impl Runner {
                         "consumer is slow; the feed waits (socket reads pause) instead of dropping"
                     );
                 }
-                if self.tx.send(ev).await.is_err() {
-                    return false;
+                // A shutdown must not wait for a consumer that stopped reading.
+                tokio::select! {
+                    sent = self.tx.send(ev) => if sent.is_err() { return false },
+                    _ = self.cancel.cancelled() => return false,
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
