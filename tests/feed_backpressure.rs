@@ -35,8 +35,10 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
             trades.push(t);
         }
     }
-    // Stop reading: the queue fills up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Stop reading: the queue fills up to its bound and the feed waits there.
+    while feed.health().queue_size < 8 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(feed.health().queue_size, 8, "the queue is full and bounded");
     // Read again for a while, then stop the market and drain.
     let until = tokio::time::Instant::now() + Duration::from_millis(1500);
@@ -48,9 +50,26 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
         }
     }
     sim.pause_market();
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(500), feed.next()).await {
-        if let FeedEvent::Trade(t) = ev {
-            trades.push(t);
+    // Drain until the journal's last trade arrived (the guard only turns a hang into a failure).
+    let last = sim
+        .journal_query(&JournalQuery {
+            symbol: Some("BTCUSDT"),
+            kind: Some("trade"),
+            category: Some("linear"),
+            ..Default::default()
+        })
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Trade(t) => Some(t.id.clone()),
+            _ => None,
+        })
+        .expect("the market traded");
+    while !trades.iter().any(|t| t.id == last) {
+        match tokio::time::timeout(Duration::from_secs(60), feed.next()).await {
+            Ok(Some(FeedEvent::Trade(t))) => trades.push(t),
+            Ok(Some(_)) => {}
+            other => panic!("the feed ended before the last trade: {other:?}"),
         }
     }
     let mut seen = HashSet::new();
