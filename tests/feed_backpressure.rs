@@ -4,18 +4,18 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use hft_connector::feed::{Feed, FeedConfig, FeedEvent};
+use hft_connector::feed::{Feed, FeedConfig, FeedEvent, FeedHandle};
 use hft_connector::normalized::Event;
 use hft_connector::protocol::Category;
-use hft_connector::sim::{JournalQuery, SimConfig, Simulator};
+use hft_connector::sim::{JournalQuery, SimConfig, SimHandle, Simulator};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_queue_makes_the_feed_wait_not_drop() {
+/// A simulated BTCUSDT market (seed `seed`) and a feed on it whose consumer queue holds `queue`.
+async fn market_and_feed(seed: u64, queue: usize) -> (SimHandle, FeedHandle) {
     let sim = Simulator::start(SimConfig {
         symbols: vec!["BTCUSDT".into()],
         categories: vec![Category::Linear],
         rate: 300.0,
-        ..SimConfig::for_tests(9)
+        ..SimConfig::for_tests(seed)
     })
     .await
     .unwrap();
@@ -26,8 +26,14 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
         &["BTCUSDT"],
     )
     .with_fast_timers(5.0);
-    cfg.feed.queue_capacity = 8;
-    let mut feed = Feed::spawn(cfg).unwrap();
+    cfg.feed.queue_capacity = queue;
+    let feed = Feed::spawn(cfg).unwrap();
+    (sim, feed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_the_feed_wait_not_drop() {
+    let (sim, mut feed) = market_and_feed(9, 8).await;
     let mut trades = Vec::new();
     // Until data flows.
     while trades.is_empty() {
@@ -98,23 +104,7 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_does_not_wait_for_a_consumer_that_stopped_reading() {
-    let sim = Simulator::start(SimConfig {
-        symbols: vec!["BTCUSDT".into()],
-        categories: vec![Category::Linear],
-        rate: 300.0,
-        ..SimConfig::for_tests(10)
-    })
-    .await
-    .unwrap();
-    let mut cfg = FeedConfig::new(
-        &format!("ws://{}/v5/public", sim.addr()),
-        &sim.rest_url(),
-        Category::Linear,
-        &["BTCUSDT"],
-    )
-    .with_fast_timers(5.0);
-    cfg.feed.queue_capacity = 4;
-    let feed = Feed::spawn(cfg).unwrap();
+    let (sim, feed) = market_and_feed(10, 4).await;
     // Nobody reads: wait until the feed is blocked on the full queue.
     while feed.health().queue_size < 4 {
         tokio::time::sleep(Duration::from_millis(20)).await;
