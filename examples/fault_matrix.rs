@@ -99,23 +99,7 @@ impl Case {
 }
 
 fn cases(isolation: Isolation) -> Vec<Case> {
-    use FaultKind::*;
-    let mut v: Vec<Case> = [
-        Close,
-        Reset,
-        Stall,
-        Silence,
-        Gap,
-        Restart,
-        Malformed,
-        RejectSubscribe,
-        Refuse,
-        RestError,
-        Slow,
-    ]
-    .into_iter()
-    .map(Case::Sim)
-    .collect();
+    let mut v: Vec<Case> = FaultKind::ALL.into_iter().map(Case::Sim).collect();
     v.push(Case::ShortStall);
     if isolation == Isolation::Process {
         v.extend([Case::WorkerKill, Case::WorkerStop]);

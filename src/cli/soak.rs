@@ -68,23 +68,7 @@ impl Fault {
 }
 
 fn kinds(isolation: Isolation) -> Vec<Fault> {
-    use FaultKind::*;
-    let mut v: Vec<Fault> = [
-        Close,
-        Reset,
-        Stall,
-        Silence,
-        Gap,
-        Restart,
-        Malformed,
-        RejectSubscribe,
-        Refuse,
-        RestError,
-        Slow,
-    ]
-    .into_iter()
-    .map(Fault::Sim)
-    .collect();
+    let mut v: Vec<Fault> = FaultKind::ALL.into_iter().map(Fault::Sim).collect();
     if isolation == Isolation::Process {
         v.extend([Fault::WorkerKill, Fault::WorkerStop]);
     }

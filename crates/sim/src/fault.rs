@@ -56,6 +56,21 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// Every fault kind, in the order the README lists them.
+    pub const ALL: [FaultKind; 11] = [
+        FaultKind::Close,
+        FaultKind::Reset,
+        FaultKind::Stall,
+        FaultKind::Silence,
+        FaultKind::Gap,
+        FaultKind::Restart,
+        FaultKind::Malformed,
+        FaultKind::RejectSubscribe,
+        FaultKind::Refuse,
+        FaultKind::RestError,
+        FaultKind::Slow,
+    ];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
