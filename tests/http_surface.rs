@@ -268,3 +268,27 @@ async fn exchange_text_is_json_escaped_never_markup() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(v["error"].as_str().expect("error").contains("<B>"));
 }
+
+#[tokio::test]
+async fn dropped_store_writes_are_a_counter_in_metrics() {
+    let state = ServiceState::new(&[key(Category::Linear, "BTCUSDT")], None);
+    let app = http::router(state.clone());
+    let (_, _, body) = get(&app, "/metrics").await;
+    assert!(
+        !body.contains("store_dropped_batches_total"),
+        "no store, no family"
+    );
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    state.set_store_dropped(dropped.clone());
+    dropped.store(3, std::sync::atomic::Ordering::Relaxed);
+    let (status, _, body) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("# TYPE hft_connector_store_dropped_batches_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nhft_connector_store_dropped_batches_total 3\n"),
+        "{body}"
+    );
+}

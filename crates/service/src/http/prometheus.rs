@@ -224,6 +224,41 @@ pub fn render(state: &ServiceState) -> String {
         "Time from a frame's local receipt to its delivery to consumers.",
         &state.metrics().latency(),
     );
+    if let Some(n) = state.store_dropped() {
+        out.family(
+            "store_dropped_batches_total",
+            "counter",
+            "Live store writes (trades, candles, status) dropped because the store writer fell behind.",
+        );
+        out.sample("store_dropped_batches_total", &[], n);
+    }
+    if let Some(r) = state.record_status() {
+        for (name, help, v) in [
+            (
+                "record_frames_total",
+                "Raw frames written by the recorder.",
+                r.frames,
+            ),
+            (
+                "record_dropped_total",
+                "Raw frames dropped because the recorder's queue was full.",
+                r.dropped,
+            ),
+            (
+                "record_lost_total",
+                "Raw frames lost to failed writes (e.g. a full disk).",
+                r.lost,
+            ),
+            (
+                "record_write_errors_total",
+                "Failed recorder writes or file creations.",
+                r.write_errors,
+            ),
+        ] {
+            out.family(name, "counter", help);
+            out.sample(name, &[], v);
+        }
+    }
     if let Some(sink) = state.nats() {
         out.0.push_str(&sink.prometheus());
     }

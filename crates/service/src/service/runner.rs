@@ -247,6 +247,7 @@ pub async fn start<S: Source>(
         None => None,
     };
     let (writer, writer_thread) = StoreWriter::start(store);
+    state.set_store_dropped(writer.dropped_counter());
     let cancel = CancellationToken::new();
 
     let app = router(state.clone(), cancel.clone());

@@ -211,6 +211,8 @@ struct Inner {
     metrics: Metrics,
     nats: std::sync::OnceLock<crate::sinks::NatsSink>,
     record: std::sync::OnceLock<Arc<crate::record::RecordStats>>,
+    /// The store writer's count of live batches dropped on a full queue.
+    store_dropped: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl ServiceState {
@@ -249,6 +251,7 @@ impl ServiceState {
                 metrics: Metrics::default(),
                 nats: std::sync::OnceLock::new(),
                 record: std::sync::OnceLock::new(),
+                store_dropped: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -284,6 +287,19 @@ impl ServiceState {
     /// Shows this recorder's counters in `/api/status` (`record`); set once.
     pub fn set_record(&self, stats: Arc<crate::record::RecordStats>) {
         let _ = self.inner.record.set(stats);
+    }
+
+    /// Shows the store writer's dropped-batch count in `/metrics`; set once.
+    pub fn set_store_dropped(&self, counter: Arc<std::sync::atomic::AtomicU64>) {
+        let _ = self.inner.store_dropped.set(counter);
+    }
+
+    /// Live store batches dropped on a full writer queue, when a store is attached.
+    pub fn store_dropped(&self) -> Option<u64> {
+        self.inner
+            .store_dropped
+            .get()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The recorder's state, when recording (`[sinks.record]`).

@@ -138,6 +138,11 @@ impl StoreWriter {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// The live counter behind [`StoreWriter::dropped`] (for metrics).
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
+
     /// Upserts candles (fire and forget; failures are logged).
     pub fn candles(&self, c: Vec<StoredCandle>) {
         if !c.is_empty() {
