@@ -10,9 +10,9 @@
 //! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`],
 //!   [`sinks`], [`record`]): the `run` service.
 //! - this crate: [`cli`] (one module per subcommand), [`logging`] (JSON log lines with stable
-//!   event names, or human lines on a terminal), [`pretty`] (the human line) and [`convert`]
-//!   (recordings and archives into hftbacktest `.npz` or normalized JSON lines). Nothing else
-//!   imports it.
+//!   event names, or human lines on a terminal), [`log_merge`] (worker events' fields lifted to
+//!   top level), [`pretty`] (the human line) and [`convert`] (recordings and archives into
+//!   hftbacktest `.npz` or normalized JSON lines). Nothing else imports it.
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
 pub use hft_feed::{feed, source, worker};
