@@ -38,7 +38,7 @@ pub struct StreamArgs {
     #[arg(long, value_name = "URL")]
     pub rest_url: Option<String>,
     /// Where each connection runs.
-    #[arg(long, value_enum)]
+    #[arg(long, value_name = "process|in-process")]
     pub isolation: Option<Isolation>,
     /// Print only trades and books (no lifecycle events).
     #[arg(long)]

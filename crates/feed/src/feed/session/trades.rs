@@ -84,12 +84,9 @@ impl Session {
             symbol,
             from_ms = book_ts_ms
         );
-        let hole = self
-            .conn
+        self.conn
             .hole_from_ms
-            .entry(symbol.to_string())
-            .or_insert(book_ts_ms);
-        *hole = (*hole).min(book_ts_ms);
+            .insert(symbol.to_string(), book_ts_ms);
         self.conn.to_recover.push_back(symbol.to_string());
         if self.conn.to_recover.len() == 1 {
             self.recover_next(now);
