@@ -20,6 +20,7 @@ pub mod health;
 pub mod health_log;
 pub mod recovery;
 pub mod session;
+pub mod trade_key;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -4,6 +4,9 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use rustc_hash::FxHashSet;
+
+use super::trade_key::TradeKey;
 use crate::normalized::TradeEvent;
 use crate::protocol::rest::RestTrade;
 
@@ -13,9 +16,23 @@ pub const SEEN_CAPACITY: usize = 20_000;
 /// One symbol's trade history as far as de-duplication and gap detection need it.
 #[derive(Debug, Clone, Default)]
 pub struct TradeTracker {
-    seen: HashSet<String>,
-    order: VecDeque<String>,
+    seen: FxHashSet<TradeKey>,
+    order: VecDeque<TradeKey>,
     last_ts_ms: Option<u64>,
+}
+
+/// `symbol`'s tracker in `trackers`, created on first use (no `String` is built once it exists:
+/// this runs for every live trade).
+pub fn tracker_for<'a>(
+    trackers: &'a mut std::collections::HashMap<String, TradeTracker>,
+    symbol: &str,
+) -> &'a mut TradeTracker {
+    if !trackers.contains_key(symbol) {
+        trackers.insert(symbol.to_string(), TradeTracker::default());
+    }
+    trackers
+        .get_mut(symbol)
+        .expect("the tracker was inserted just above")
 }
 
 /// The result of merging an outage's REST trades with the live trades buffered meanwhile.
@@ -32,7 +49,8 @@ pub struct Recovery {
 impl TradeTracker {
     /// Records a trade id; `false` if it was already seen (a duplicate to drop).
     pub fn observe(&mut self, id: &str, ts_ms: u64) -> bool {
-        if self.seen.contains(id) {
+        let key = TradeKey::of(id);
+        if self.seen.contains(&key) {
             return false;
         }
         if self.order.len() >= SEEN_CAPACITY {
@@ -40,15 +58,15 @@ impl TradeTracker {
                 self.seen.remove(&old);
             }
         }
-        self.seen.insert(id.to_string());
-        self.order.push_back(id.to_string());
+        self.seen.insert(key.clone());
+        self.order.push_back(key);
         self.last_ts_ms = Some(self.last_ts_ms.map_or(ts_ms, |t| t.max(ts_ms)));
         true
     }
 
     /// Whether `id` was seen.
     pub fn seen(&self, id: &str) -> bool {
-        self.seen.contains(id)
+        self.seen.contains(&TradeKey::of(id))
     }
 
     /// Fill time of the newest trade seen.

@@ -4,6 +4,7 @@
 
 use super::{Action, Now, Session};
 use crate::feed::event::FeedEvent;
+use crate::feed::recovery::tracker_for;
 use crate::normalized::TradeEvent;
 use crate::protocol::rest::RestTrade;
 use crate::protocol::ws::Trades;
@@ -25,9 +26,9 @@ impl Session {
                     .push(ev);
                 continue;
             }
-            let tracker = self.trackers.entry(ev.symbol.clone()).or_default();
+            let tracker = tracker_for(&mut self.trackers, &ev.symbol);
             if tracker.observe(&ev.id, ev.ts_ms) {
-                self.emit(FeedEvent::Trade(ev));
+                self.emit(FeedEvent::Trade(Box::new(ev)));
             } else {
                 tracing::debug!(event = "bybit_connector_duplicate_trade", id = %ev.id);
             }
@@ -63,9 +64,9 @@ impl Session {
             self.covered_ms.insert(symbol.clone(), now.unix_ms());
             let buffered = self.conn.buffered.remove(&symbol).unwrap_or_default();
             for t in buffered {
-                let tracker = self.trackers.entry(symbol.clone()).or_default();
+                let tracker = tracker_for(&mut self.trackers, &symbol);
                 if tracker.observe(&t.id, t.ts_ms) {
-                    self.emit(FeedEvent::Trade(t));
+                    self.emit(FeedEvent::Trade(Box::new(t)));
                 }
             }
         }
@@ -148,7 +149,7 @@ impl Session {
         }
         for mut t in recovery.trades {
             t.category = Some(category.clone());
-            self.emit(FeedEvent::Trade(t));
+            self.emit(FeedEvent::Trade(Box::new(t)));
         }
         if recovery.recovered > 0 {
             tracing::info!(
