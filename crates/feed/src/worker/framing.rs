@@ -1,16 +1,15 @@
-//! The worker-to-supervisor wire format: length-prefixed MessagePack frames on the worker's stdout.
+//! The worker-to-supervisor wire format: length-prefixed frames on the worker's stdout.
 //!
-//! A frame is a 4-byte big-endian payload length followed by the payload, one [`WorkerMsg`]
-//! encoded as MessagePack with named fields (`rmp_serde::to_vec_named`).
+//! A frame is a 4-byte big-endian payload length followed by the payload, one [`WorkerMsg`]:
+//! trades and book updates (nearly all traffic) in the fixed binary layout of [`super::wire`],
+//! everything else as MessagePack with named fields (`rmp_serde::to_vec_named`).
 //!
-//! Why MessagePack rather than bincode/postcard or a hand-written wire enum: [`FeedEvent`] is
-//! internally tagged (`#[serde(tag = "type")]`) and its payloads skip absent optional fields
-//! (`skip_serializing_if`), both of which need a self-describing format; MessagePack is one, yet
-//! binary and compact (no JSON text, no float formatting, integers as integers). Reusing the serde
-//! derive of `FeedEvent` means the wire cannot drift from the type: a new event or field crosses
-//! the pipe without a second schema to keep in step. Prices and sizes stay exact: `Decimal`s are
-//! carried as their exact text, as in the normalized schema. Named fields cost a few bytes per
-//! field, measured in BENCHMARKS.md; the pipe is local, so the simplicity wins.
+//! Why MessagePack for the rest rather than bincode/postcard or a hand-written wire enum:
+//! [`FeedEvent`] is internally tagged (`#[serde(tag = "type")]`) and its payloads skip absent
+//! optional fields (`skip_serializing_if`), both of which need a self-describing format; reusing
+//! the serde derive means a new lifecycle event or field crosses the pipe without a second schema.
+//! The two hot events have their own schema because that generality cost more than the rest of the
+//! worker's path; their round trip is property-tested, so the two schemas cannot drift silently.
 //!
 //! [`decode`] is pure and total: a short buffer asks for more bytes, a length above
 //! [`MAX_FRAME`] or an undecodable payload is an error (the stream cannot be trusted after that;
@@ -20,6 +19,7 @@
 use bytes::{Buf, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::wire;
 use crate::feed::{FeedEvent, HealthSnapshot};
 
 /// Largest accepted payload (bytes). A depth-1000 snapshot is well under 200 KB.
@@ -82,9 +82,15 @@ pub enum FrameError {
 pub fn encode(msg: &WorkerMsg, out: &mut Vec<u8>) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
-    if let Err(e) = rmp_serde::encode::write_named(out, msg) {
-        out.truncate(start);
-        return Err(FrameError::Encode(e.to_string()));
+    match msg {
+        WorkerMsg::Event(FeedEvent::Trade(t)) => wire::put_trade(t, out),
+        WorkerMsg::Event(FeedEvent::Book(b)) => wire::put_book(b, out),
+        _ => {
+            if let Err(e) = rmp_serde::encode::write_named(out, msg) {
+                out.truncate(start);
+                return Err(FrameError::Encode(e.to_string()));
+            }
+        }
     }
     let len = out.len() - start - HEADER;
     if len > MAX_FRAME {
@@ -108,10 +114,16 @@ pub fn decode(buf: &[u8]) -> Result<Option<(WorkerMsg, usize)>, FrameError> {
     let Some(payload) = buf.get(HEADER..HEADER + len) else {
         return Ok(None);
     };
-    let msg = rmp_serde::from_slice(payload).map_err(|e| FrameError::Payload {
-        len,
-        error: e.to_string(),
-    })?;
+    let bad = |error: String| FrameError::Payload { len, error };
+    let msg = match payload.first() {
+        Some(&wire::TRADE) => WorkerMsg::Event(FeedEvent::Trade(Box::new(
+            wire::trade(payload).map_err(bad)?,
+        ))),
+        Some(&wire::BOOK) => {
+            WorkerMsg::Event(FeedEvent::Book(Box::new(wire::book(payload).map_err(bad)?)))
+        }
+        _ => rmp_serde::from_slice(payload).map_err(|e| bad(e.to_string()))?,
+    };
     Ok(Some((msg, HEADER + len)))
 }
 
@@ -212,8 +224,8 @@ mod tests {
                 pid: 77,
                 version: "0.1.0".into(),
             },
-            WorkerMsg::Event(FeedEvent::Trade(trade)),
-            WorkerMsg::Event(FeedEvent::Book(book)),
+            WorkerMsg::Event(FeedEvent::Trade(Box::new(trade))),
+            WorkerMsg::Event(FeedEvent::Book(Box::new(book))),
             WorkerMsg::Event(FeedEvent::Connected {
                 category: "linear".into(),
                 symbols: vec!["BTCUSDT".into()],

@@ -24,6 +24,7 @@ pub mod signals;
 pub mod state;
 pub mod stderr;
 pub mod supervisor;
+pub mod wire;
 
 pub use child::WorkerConfig;
 pub use options::WorkerOptions;
