@@ -137,7 +137,7 @@ async fn next_event(
         .ok()
         .flatten();
     if let Some(FeedEvent::Trade(t)) = &ev {
-        trades.push(t.clone());
+        trades.push((**t).clone());
     }
     ev
 }

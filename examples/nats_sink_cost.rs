@@ -219,7 +219,9 @@ async fn main() {
     // 1. Throughput.
     let sink = NatsSink::start(section(&url, "BENCH_SINK", "sink", n as usize + 16));
     sink_ready(&sink).await;
-    let events: Vec<FeedEvent> = (0..n).map(|i| FeedEvent::Trade(trade(i, None))).collect();
+    let events: Vec<FeedEvent> = (0..n)
+        .map(|i| FeedEvent::Trade(Box::new(trade(i, None))))
+        .collect();
     let symbols = vec!["BTCUSDT".to_string()];
     let t0 = Instant::now();
     for ev in &events {
@@ -264,7 +266,7 @@ async fn main() {
     sink_ready(&sink).await;
     let s2 = sink.clone();
     let via_sink = latency(&client, "lat.>", m, rate, move |i| {
-        let ev = FeedEvent::Trade(trade(i, Some(now_ns())));
+        let ev = FeedEvent::Trade(Box::new(trade(i, Some(now_ns()))));
         s2.offer(Category::Linear, &["BTCUSDT".to_string()], &ev);
     })
     .await;
@@ -304,7 +306,7 @@ async fn main() {
 
     // 3. The live path: offer() per event vs. decoding the trade from its frame.
     let k = 1_000_000u64;
-    let ev0 = FeedEvent::Trade(trade(0, None));
+    let ev0 = FeedEvent::Trade(Box::new(trade(0, None)));
     let t0 = Instant::now();
     let mut ids = 0usize;
     for _ in 0..k {
@@ -333,7 +335,7 @@ async fn main() {
     idle.close(Duration::from_secs(1)).await;
     // A full buffer: every offer is a counted drop.
     let full = NatsSink::start(section("nats://127.0.0.1:1", "FULL", "full", 1));
-    let ev = FeedEvent::Trade(trade(0, None));
+    let ev = FeedEvent::Trade(Box::new(trade(0, None)));
     let t0 = Instant::now();
     for _ in 0..k {
         full.offer(Category::Linear, &symbols, std::hint::black_box(&ev));

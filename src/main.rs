@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than the system allocator: the live path still allocates per event (level
+/// vectors, trade ids), and glibc's malloc/free were 19 % of a saturated feed's time, with its
+/// per-thread arenas holding tens of MB (BENCHMARKS.md, issue 12).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A live, exact, self-healing Bybit V5 market-data connector.
 #[derive(Parser)]
 #[command(name = "hft-connector", version, about)]

@@ -309,7 +309,7 @@ async fn half_open(isolation: Isolation, id: u32) {
         .unwrap()
         .iter()
         .filter_map(|(_, e)| match e {
-            FeedEvent::Trade(t) => Some(t.clone()),
+            FeedEvent::Trade(t) => Some((**t).clone()),
             _ => None,
         })
         .collect();

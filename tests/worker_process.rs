@@ -280,14 +280,14 @@ async fn spawn_resuming_continues_another_feeds_tape() {
         if let Ok(Some(FeedEvent::Trade(t))) =
             tokio::time::timeout(Duration::from_secs(1), b.next()).await
         {
-            from_b.push(t);
+            from_b.push(*t);
         }
     }
     sim.pause_market();
     tokio::time::sleep(Duration::from_millis(300)).await;
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), b.next()).await {
         if let FeedEvent::Trade(t) = ev {
-            from_b.push(t);
+            from_b.push(*t);
         }
     }
     b.shutdown().await;

@@ -25,6 +25,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
 use loadgen::GenOptions;
+
+/// mimalloc rather than the system allocator: the live path still allocates per event (level
+/// vectors, trade ids), and glibc's malloc/free were 19 % of a saturated feed's time, with its
+/// per-thread arenas holding tens of MB (BENCHMARKS.md, issue 12).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use measure::Measurement;
 
 #[derive(Parser, Debug)]

@@ -71,11 +71,11 @@ pub fn line(category: Category, ev: FeedEvent) -> String {
     match ev {
         FeedEvent::Trade(mut t) => {
             t.category = Some(cat);
-            Event::Trade(t).to_json()
+            Event::Trade(*t).to_json()
         }
         FeedEvent::Book(mut b) => {
             b.category = Some(cat);
-            Event::Book(b).to_json()
+            Event::Book(*b).to_json()
         }
         other => match serde_json::to_value(&other) {
             Ok(serde_json::Value::Object(mut o)) => {

@@ -221,7 +221,7 @@ impl Rig {
             .unwrap()
             .iter()
             .filter_map(|(_, e)| match e {
-                FeedEvent::Trade(t) if t.symbol == SYMBOL => Some(t.clone()),
+                FeedEvent::Trade(t) if t.symbol == SYMBOL => Some((**t).clone()),
                 _ => None,
             })
             .collect()

@@ -114,7 +114,7 @@ fn feed_view(category: Category, symbol: &str, depth: u16, frames: &[String]) ->
             s.on_text(text, now(i), &books);
             std::iter::from_fn(|| s.poll_action())
                 .filter_map(|a| match a {
-                    Action::Emit(FeedEvent::Book(b)) => Some(Seen::Book(Box::new(b))),
+                    Action::Emit(FeedEvent::Book(b)) => Some(Seen::Book(b)),
                     Action::Emit(FeedEvent::Resync {
                         symbol,
                         depth,
@@ -368,7 +368,7 @@ async fn a_running_feed_reports_what_decode_reports() {
             .expect("the feed keeps delivering")
             .expect("the feed is running");
         match event {
-            FeedEvent::Book(b) => got.push(without_recv_time(Seen::Book(Box::new(b)))),
+            FeedEvent::Book(b) => got.push(without_recv_time(Seen::Book(b))),
             FeedEvent::Resync {
                 symbol,
                 depth,

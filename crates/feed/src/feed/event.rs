@@ -59,10 +59,13 @@ pub enum ResyncReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedEvent {
-    /// A trade (live, or recovered from REST after an outage: `recovered: true`).
-    Trade(TradeEvent),
+    /// A trade (live, or recovered from REST after an outage: `recovered: true`). Boxed, like
+    /// [`FeedEvent::Book`], so that an event is a pointer wide where it is moved (the session's
+    /// queue, the channel, the consumer): copying whole events was an eighth of a saturated
+    /// feed's time (BENCHMARKS.md, issue 12).
+    Trade(Box<TradeEvent>),
     /// An applied book update; the full book is readable through the feed handle.
-    Book(BookEvent),
+    Book(Box<BookEvent>),
     /// All subscriptions of a connection were confirmed; data flows.
     Connected {
         /// Category.
@@ -135,6 +138,35 @@ pub enum FeedEvent {
 }
 
 impl FeedEvent {
+    /// About how many bytes this event holds, its heap parts included: what a queue of events
+    /// is bounded by ([`crate::queue`]).
+    pub fn approx_bytes(&self) -> usize {
+        use crate::normalized::Pair;
+        let pair = std::mem::size_of::<Pair>();
+        std::mem::size_of::<FeedEvent>()
+            + match self {
+                FeedEvent::Trade(t) => {
+                    std::mem::size_of::<TradeEvent>()
+                        + t.symbol.capacity()
+                        + t.id.capacity()
+                        + t.category.as_ref().map_or(0, String::capacity)
+                }
+                FeedEvent::Book(b) => {
+                    std::mem::size_of::<BookEvent>()
+                        + b.symbol.capacity()
+                        + (b.bids.capacity() + b.asks.capacity()) * pair
+                        + b.top
+                            .as_ref()
+                            .map_or(0, |t| (t.bids.capacity() + t.asks.capacity()) * pair)
+                        + b.category.as_ref().map_or(0, String::capacity)
+                }
+                FeedEvent::Connected { symbols, .. } => {
+                    symbols.iter().map(|s| s.capacity() + 24).sum::<usize>()
+                }
+                _ => 128,
+            }
+    }
+
     /// Whether this is market data (trade or book) rather than lifecycle.
     pub fn is_market(&self) -> bool {
         matches!(self, FeedEvent::Trade(_) | FeedEvent::Book(_))

@@ -73,7 +73,7 @@ pub fn market(
             Some(Outgoing {
                 subject: subject(prefix, category, &t.symbol, "trade"),
                 msg_id: Some(trade_id(category, &t)),
-                payload: json(&Event::Trade(t)),
+                payload: json(&Event::Trade(*t)),
             })
         }
         FeedEvent::Book(mut b) => {
@@ -94,7 +94,7 @@ pub fn market(
                 }),
                 BooksMode::Deltas => {
                     b.category = Some(category.as_str().to_string());
-                    json(&Event::Book(b.clone()))
+                    json(&Event::Book((*b).clone()))
                 }
             };
             Some(Outgoing {
@@ -204,7 +204,7 @@ mod tests {
             "md",
             BooksMode::Deltas,
             Category::Linear,
-            FeedEvent::Trade(trade()),
+            FeedEvent::Trade(Box::new(trade())),
         )
         .unwrap();
         assert_eq!(m.subject, "md.bybit.linear.BTCUSDT.trade");
@@ -222,7 +222,7 @@ mod tests {
             "md",
             BooksMode::Deltas,
             Category::Linear,
-            FeedEvent::Trade(r),
+            FeedEvent::Trade(Box::new(r)),
         )
         .unwrap();
         assert_eq!(m2.msg_id, m.msg_id);
@@ -234,7 +234,7 @@ mod tests {
             "x.y",
             BooksMode::Deltas,
             Category::Spot,
-            FeedEvent::Book(book()),
+            FeedEvent::Book(Box::new(book())),
         )
         .unwrap();
         assert_eq!(m.subject, "x.y.bybit.spot.ETHUSDT.book");
@@ -247,7 +247,7 @@ mod tests {
             "md",
             BooksMode::Top,
             Category::Spot,
-            FeedEvent::Book(book()),
+            FeedEvent::Book(Box::new(book())),
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&t.payload).unwrap();
@@ -259,7 +259,7 @@ mod tests {
             "md",
             BooksMode::None,
             Category::Spot,
-            FeedEvent::Book(book())
+            FeedEvent::Book(Box::new(book()))
         )
         .is_none());
     }
@@ -292,7 +292,7 @@ mod tests {
             &syms,
             "h",
             1,
-            &FeedEvent::Trade(trade())
+            &FeedEvent::Trade(Box::new(trade()))
         )
         .is_empty());
     }

@@ -39,7 +39,7 @@ impl Session {
         };
         for event in events {
             match event {
-                Event::Book(ev) => self.emit(FeedEvent::Book(ev)),
+                Event::Book(ev) => self.emit(FeedEvent::Book(Box::new(ev))),
                 Event::BookGap(g) => {
                     tracing::warn!(
                         event = "bybit_connector_book_gap",
