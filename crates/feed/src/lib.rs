@@ -6,6 +6,7 @@
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
+//! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.
 //! - [`raw_tap`]: the hook a recorder takes raw frames from (never blocks the feed).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
 //!   and [`source::Isolation`].
@@ -33,6 +34,7 @@ pub use hft_core::{backoff, book, normalized, protocol};
 
 pub mod feed;
 pub mod forwarded;
+pub mod queue;
 pub mod raw_tap;
 pub mod source;
 pub mod worker;

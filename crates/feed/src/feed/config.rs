@@ -31,7 +31,13 @@ pub struct FeedSection {
     pub trades: bool,
     /// Events buffered for the consumer before the feed waits for it.
     pub queue_capacity: usize,
+    /// Bytes buffered for the consumer before the feed waits for it (whichever bound comes
+    /// first): bounds memory whatever the events' sizes.
+    pub queue_max_bytes: usize,
 }
+
+/// The default of `feed.queue_max_bytes`: 4 MiB, a few thousand book updates of 50-level books.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 impl Default for FeedSection {
     fn default() -> Self {
@@ -43,6 +49,7 @@ impl Default for FeedSection {
             depth: 50,
             trades: true,
             queue_capacity: 65_536,
+            queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
         }
     }
 }
@@ -227,6 +234,12 @@ impl FeedConfig {
                     format!("{url:?} must start with {} or {}", schemes[0], schemes[1]),
                 ));
             }
+        }
+        if f.queue_max_bytes < 64 * 1024 {
+            return Err(bad(
+                "feed.queue_max_bytes",
+                "must be at least 65536 (64 KiB)",
+            ));
         }
         if f.queue_capacity == 0 {
             return Err(bad("feed.queue_capacity", "must be at least 1"));

@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -78,7 +77,8 @@ impl Feed {
         health_check: bool,
     ) -> Result<FeedHandle, ConfigError> {
         config.validate()?;
-        let (tx, rx) = mpsc::channel(config.feed.queue_capacity);
+        let (tx, rx) =
+            crate::queue::bounded(config.feed.queue_capacity, config.feed.queue_max_bytes);
         let shared = Arc::new(FeedShared::default());
         let cancel = CancellationToken::new();
         let (_, _, _, log_every) = config.health_durations()?;
@@ -101,7 +101,7 @@ impl Feed {
 /// A running feed: read its events, ask its health, read its books, stop it.
 #[derive(Debug)]
 pub struct FeedHandle {
-    events: mpsc::Receiver<FeedEvent>,
+    events: crate::queue::QueueRx,
     shared: Arc<FeedShared>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -174,7 +174,7 @@ async fn log_health(
 pub(crate) struct Runner {
     pub(crate) cfg: FeedConfig,
     pub(crate) shared: Arc<FeedShared>,
-    pub(crate) tx: mpsc::Sender<FeedEvent>,
+    pub(crate) tx: crate::queue::QueueTx,
     pub(crate) cancel: CancellationToken,
     pub(crate) http: reqwest::Client,
     /// The protocol state machine, kept across connections (request ids, the trade tape).
@@ -191,7 +191,7 @@ impl Runner {
     fn new(
         cfg: FeedConfig,
         shared: Arc<FeedShared>,
-        tx: mpsc::Sender<FeedEvent>,
+        tx: crate::queue::QueueTx,
         cancel: CancellationToken,
     ) -> Result<Self, ConfigError> {
         let backoff = Backoff::new(cfg.backoff()?);
@@ -224,7 +224,7 @@ impl Runner {
         let health = &self.shared.health;
         match self.tx.try_send(ev) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => {
+            Err(crate::queue::TrySendError::Full(ev)) => {
                 // Logged at most once a second however long the consumer stays slow.
                 use std::sync::atomic::Ordering::Relaxed;
                 let waits = self.queue_full_waits.fetch_add(1, Relaxed) + 1;
@@ -247,9 +247,9 @@ impl Runner {
                     _ = self.cancel.cancelled() => return false,
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(crate::queue::TrySendError::Closed(_)) => return false,
         }
-        health.set_queue_size(self.tx.max_capacity() - self.tx.capacity());
+        health.set_queue_size(self.tx.len());
         true
     }
 

@@ -109,6 +109,9 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
     let mut raw = super::raw::RawForward::new(cfg.record_raw);
     let mut feed_cfg = cfg.feed.clone();
     feed_cfg.raw_tap = raw.tap();
+    // The supervisor's queue is the consumer's buffer; this one only bridges the feed task and
+    // the pipe, so a quarter of the budget (at least 256 KiB) keeps the worker's memory small.
+    feed_cfg.feed.queue_max_bytes = (feed_cfg.feed.queue_max_bytes / 4).max(256 * 1024);
     // The health check is the supervisor's to log (its view of this process).
     let mut feed = match Feed::spawn_logging(feed_cfg, cfg.covered_ms.clone(), false) {
         Ok(f) => f,

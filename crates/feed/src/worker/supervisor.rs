@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -54,7 +54,7 @@ use crate::feed::{
 /// A live feed running in a supervised worker process.
 #[derive(Debug)]
 pub struct WorkerFeed {
-    events: mpsc::Receiver<FeedEvent>,
+    events: crate::queue::QueueRx,
     shared: Arc<WorkerShared>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -71,7 +71,7 @@ impl WorkerFeed {
                 reason: format!("cannot locate the hft-connector executable for workers: {e}"),
             })?,
         };
-        let (tx, events) = mpsc::channel(cfg.feed.queue_capacity);
+        let (tx, events) = crate::queue::bounded(cfg.feed.queue_capacity, cfg.feed.queue_max_bytes);
         let shared = Arc::new(WorkerShared::default());
         let cancel = CancellationToken::new();
         shared.set_silent_limit(opts.silent_limit(&cfg));
@@ -178,7 +178,7 @@ struct Supervisor {
     opts: WorkerOptions,
     program: PathBuf,
     shared: Arc<WorkerShared>,
-    tx: mpsc::Sender<FeedEvent>,
+    tx: crate::queue::QueueTx,
     cancel: CancellationToken,
     trackers: HashMap<String, TradeTracker>,
     /// Per symbol, when the tape was known complete if no trade was seen yet (Unix ms).
@@ -472,7 +472,7 @@ impl Supervisor {
         };
         match &ev {
             FeedEvent::Trade(t) => {
-                let tracker = self.trackers.entry(t.symbol.clone()).or_default();
+                let tracker = crate::feed::recovery::tracker_for(&mut self.trackers, &t.symbol);
                 if !tracker.observe(&t.id, t.ts_ms) {
                     self.duplicates += 1;
                     tracing::debug!(event = "bybit_connector_duplicate_trade", id = %t.id, pid);
@@ -510,7 +510,7 @@ impl Supervisor {
     async fn emit(&self, ev: FeedEvent) -> bool {
         match self.tx.try_send(ev) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(ev)) => {
+            Err(crate::queue::TrySendError::Full(ev)) => {
                 tracing::warn!(
                     event = "bybit_connector_queue_full",
                     queue_size = self.tx.max_capacity(),
@@ -524,10 +524,9 @@ impl Supervisor {
                     return false;
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(crate::queue::TrySendError::Closed(_)) => return false,
         }
-        self.shared
-            .set_queue_size(self.tx.max_capacity() - self.tx.capacity());
+        self.shared.set_queue_size(self.tx.len());
         true
     }
 
