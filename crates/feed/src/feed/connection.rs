@@ -33,6 +33,8 @@ pub(crate) struct Connection<'r> {
     r: &'r mut Runner,
     sink: SplitSink<Ws, Message>,
     live_since: Option<Instant>,
+    /// When the frame being handled arrived (market events are stamped with it).
+    frame_now: Now,
 }
 
 impl<'r> Connection<'r> {
@@ -43,6 +45,10 @@ impl<'r> Connection<'r> {
             r,
             sink,
             live_since: None,
+            frame_now: Now {
+                mono_ms: 0,
+                unix_ns: 0,
+            },
         };
         let reason = c.drive(&mut stream).await;
         let live_for = c.live_since.map(|t| t.elapsed()).unwrap_or_default();
@@ -102,6 +108,7 @@ impl<'r> Connection<'r> {
                 msg = stream.next() => {
                     let recv_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
                     let now = Now { mono_ms: self.r.shared.health.mono_ms(), unix_ns: recv_ns };
+                    self.frame_now = now;
                     let r = &mut *self.r;
                     match msg {
                         None => return DisconnectReason::ClosedByServer,
@@ -147,7 +154,11 @@ impl<'r> Connection<'r> {
                     self.live_since = Some(Instant::now());
                     health.live(&self.r.cfg.feed.symbols);
                 }
-                Action::MarketEvent(symbol) => health.market_event(&symbol),
+                Action::MarketEvent(symbol) => health.market_event_at(
+                    &symbol,
+                    self.frame_now.mono_ms,
+                    self.frame_now.unix_ns / 1_000_000,
+                ),
                 Action::CountError => health.error(),
                 Action::CountStale(symbol) => health.stale_symbol(&symbol),
                 Action::Close(reason) => return Some(reason),

@@ -130,10 +130,13 @@ impl SharedHealth {
     }
     /// Records a market event of `symbol` now.
     pub fn market_event(&self, symbol: &str) {
-        let now = unix_ms();
+        self.market_event_at(symbol, self.mono_ms(), unix_ms());
+    }
+    /// [`SharedHealth::market_event`] at a time the caller already read (the frame's receive
+    /// time: no clock read per event on the hot path).
+    pub fn market_event_at(&self, symbol: &str, mono: u64, now: u64) {
         self.last_event_unix_ms.store(now, Ordering::Relaxed);
         self.messages.fetch_add(1, Ordering::Relaxed);
-        let mono = self.mono_ms();
         let mut symbols = self.symbols.lock().unwrap_or_else(|p| p.into_inner());
         match symbols.get_mut(symbol) {
             Some(e) => *e = (mono, now),

@@ -242,10 +242,10 @@ impl WorkerShared {
     /// Updates state, clocks and books for an event about to be delivered.
     pub(crate) fn observe(&self, ev: &FeedEvent) {
         match ev {
-            FeedEvent::Trade(tr) => self.market(&tr.symbol),
+            FeedEvent::Trade(tr) => self.market(&tr.symbol, tr.recv_ns),
             FeedEvent::Book(b) => {
                 self.apply_book(b);
-                self.market(&b.symbol);
+                self.market(&b.symbol, b.recv_ns);
             }
             FeedEvent::Connected { symbols, .. } => {
                 let mut t = self.tracked();
@@ -268,9 +268,12 @@ impl WorkerShared {
         }
     }
 
-    fn market(&self, symbol: &str) {
+    /// Counts a market event of `symbol`, received by the worker at `recv_ns` (one clock read
+    /// per event here, not three: this runs for every message).
+    fn market(&self, symbol: &str, recv_ns: Option<u64>) {
+        let unix = recv_ns.map_or_else(unix_ms, |ns| ns / 1_000_000);
+        let now = Instant::now();
         let mut t = self.tracked();
-        let unix = unix_ms();
         t.messages += 1;
         t.last_update_ms = Some(unix);
         match t.symbol_counts.get_mut(symbol) {
@@ -280,10 +283,9 @@ impl WorkerShared {
             }
         }
         match t.last_event.get_mut(symbol) {
-            Some(at) => *at = (Instant::now(), unix),
+            Some(at) => *at = (now, unix),
             None => {
-                t.last_event
-                    .insert(symbol.to_string(), (Instant::now(), unix));
+                t.last_event.insert(symbol.to_string(), (now, unix));
             }
         }
     }
@@ -332,7 +334,7 @@ mod tests {
     use rust_decimal::Decimal;
 
     fn book(kind: BookKind, u: u64, bids: &[(i64, i64)]) -> FeedEvent {
-        FeedEvent::Book(BookEvent {
+        FeedEvent::Book(Box::new(BookEvent {
             symbol: "X".into(),
             depth: 50,
             kind,
@@ -351,7 +353,7 @@ mod tests {
             category: None,
             recv_ns: None,
             top: None,
-        })
+        }))
     }
 
     #[test]
