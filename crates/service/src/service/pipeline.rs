@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backfill::{stored, Job, KlineFetcher};
-use super::state::{FeedKey, LogEvent, ServiceState};
+use super::state::{BookReader, BookTop, FeedKey, LogEvent, ServiceState};
 use super::writer::StoreWriter;
 use crate::backfill::plan::plan_chunks;
 use crate::book::OrderBook;
@@ -33,6 +33,8 @@ pub trait EventSource: Send {
     fn worker_restarts(&self) -> u64;
     /// The current book of `symbol`.
     fn book(&self, symbol: &str) -> Option<OrderBook>;
+    /// A reader of the current books that outlives borrows of the source.
+    fn book_reader(&self) -> BookReader;
 }
 
 impl EventSource for FeedHandle {
@@ -50,6 +52,10 @@ impl EventSource for FeedHandle {
     }
     fn book(&self, symbol: &str) -> Option<OrderBook> {
         FeedHandle::book(self, symbol)
+    }
+    fn book_reader(&self) -> BookReader {
+        let monitor = crate::source::SourceMonitor::InProcess(self.shared());
+        std::sync::Arc::new(move |symbol| monitor.book(symbol))
     }
 }
 
@@ -69,10 +75,15 @@ impl EventSource for crate::source::FeedSource {
     fn book(&self, symbol: &str) -> Option<OrderBook> {
         crate::source::FeedSource::book(self, symbol)
     }
+    fn book_reader(&self) -> BookReader {
+        let monitor = self.monitor();
+        std::sync::Arc::new(move |symbol| monitor.book(symbol))
+    }
 }
 
-/// Live candle aggregators by (symbol, interval name).
-type Aggregators = HashMap<(String, String), CandleAggregator>;
+/// Live candle aggregators by symbol, then (interval name, aggregator): looked up by `&str` on
+/// every trade, with no key built per trade.
+type Aggregators = HashMap<String, Vec<(String, CandleAggregator)>>;
 
 /// How often statuses are refreshed and trades flushed to the store.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -145,11 +156,17 @@ impl<S: EventSource> Pipeline<S> {
             .iter()
             .filter_map(|i| Interval::parse(i).ok())
             .collect();
+        let reader = self.source.book_reader();
+        for s in &self.symbols {
+            self.state.set_book_reader(&self.key(s), reader.clone());
+        }
         let mut aggs: Aggregators = HashMap::new();
         for s in &self.symbols {
             for i in &intervals {
                 if let Ok(a) = CandleAggregator::new(s, i.name()) {
-                    aggs.insert((s.clone(), i.name().to_string()), a);
+                    aggs.entry(s.clone())
+                        .or_default()
+                        .push((i.name().to_string(), a));
                 }
             }
         }
@@ -175,7 +192,7 @@ impl<S: EventSource> Pipeline<S> {
                     self.store.trades(std::mem::take(&mut pending));
                     self.refresh_status(&mut last_status);
                     let now = unix_ms();
-                    for agg in aggs.values_mut() {
+                    for (_, agg) in aggs.values_mut().flatten() {
                         let closed = agg.close_due(now);
                         self.publish_candles(&closed);
                         if ticks % 4 == 0 {
@@ -211,7 +228,10 @@ impl<S: EventSource> Pipeline<S> {
     }
 
     fn on_stitch(&self, aggs: &mut Aggregators, st: Stitch) {
-        let Some(agg) = aggs.get_mut(&(st.symbol.clone(), st.interval.clone())) else {
+        let Some((_, agg)) = aggs
+            .get_mut(&st.symbol)
+            .and_then(|v| v.iter_mut().find(|(name, _)| *name == st.interval))
+        else {
             return;
         };
         let Some(open) = st.open else { return };
@@ -255,11 +275,9 @@ impl<S: EventSource> Pipeline<S> {
                 }
                 let key = self.key(&t.symbol);
                 self.state.push_trade(&key, &t);
-                for i in intervals {
-                    if let Some(agg) = aggs.get_mut(&(t.symbol.clone(), i.name().to_string())) {
-                        let pushed = agg.push(&t);
-                        self.publish_candles(&pushed.closed);
-                    }
+                for (_, agg) in aggs.get_mut(&t.symbol).into_iter().flatten() {
+                    let pushed = agg.push(&t);
+                    self.publish_candles(&pushed.closed);
                 }
                 pending.push(StoredTrade::from_event(&t, cat));
                 if pending.len() >= 1000 {
@@ -271,9 +289,10 @@ impl<S: EventSource> Pipeline<S> {
                 if let Some(r) = b.recv_ns {
                     metrics.observe_latency_ns(now_ns().saturating_sub(r));
                 }
-                if let Some(book) = self.source.book(&b.symbol) {
-                    self.state.set_book(&self.key(&b.symbol), &book);
-                }
+                // No book copy per update: the top travels with the event, and /api/book reads
+                // the feed's own book on request (registered in `run`).
+                self.state
+                    .book_updated(&self.key(&b.symbol), BookTop::of_event(&b));
             }
             FeedEvent::Connected { connection, .. } => {
                 metrics.record_message(cat.as_str(), "lifecycle");
@@ -292,7 +311,7 @@ impl<S: EventSource> Pipeline<S> {
             }
             FeedEvent::Disconnected { reason } => {
                 metrics.record_message(cat.as_str(), "lifecycle");
-                for agg in aggs.values_mut() {
+                for (_, agg) in aggs.values_mut().flatten() {
                     agg.interrupted();
                 }
                 self.state.push_event(log_event(

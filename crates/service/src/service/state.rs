@@ -13,7 +13,7 @@ use super::metrics::Metrics;
 use crate::backfill::BackfillProgress;
 use crate::book::OrderBook;
 use crate::feed::health::HealthSnapshot;
-use crate::normalized::{KlineEvent, Pair, TradeEvent};
+use crate::normalized::{BookEvent, KlineEvent, Pair, TradeEvent};
 use crate::protocol::Category;
 
 /// Trades kept in memory per feed for `/api/trades` (older ones are in the store).
@@ -188,12 +188,65 @@ pub enum StreamEvent {
     Log(LogEvent),
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Entry {
     status: Option<FeedStatus>,
-    book: Option<OrderBook>,
+    /// Reads the feed's own book on request: the service keeps no copy per update.
+    book: Option<BookReader>,
+    /// The top of book last broadcast: (u, best bid, best ask).
+    top: Option<(u64, Option<Pair>, Option<Pair>)>,
     trades: VecDeque<TradeEvent>,
 }
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("status", &self.status)
+            .field("book", &self.book.as_ref().map(|_| "reader"))
+            .field("top", &self.top)
+            .field("trades", &self.trades.len())
+            .finish()
+    }
+}
+
+/// The top of a book after an update: what the status and the live stream show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookTop {
+    /// Update id.
+    pub u: u64,
+    /// Best bid.
+    pub best_bid: Option<Pair>,
+    /// Best ask.
+    pub best_ask: Option<Pair>,
+    /// Exchange time (ms).
+    pub ts_ms: u64,
+}
+
+impl BookTop {
+    /// The top carried by an applied update.
+    pub fn of_event(b: &BookEvent) -> Self {
+        BookTop {
+            u: b.u,
+            best_bid: b.best_bid,
+            best_ask: b.best_ask,
+            ts_ms: b.ts_ms,
+        }
+    }
+
+    /// The top of a whole book.
+    pub fn of_book(book: &OrderBook) -> Self {
+        BookTop {
+            u: book.last_u().unwrap_or(0),
+            best_bid: book.best_bid().map(|l| (l.price, l.qty)),
+            best_ask: book.best_ask().map(|l| (l.price, l.qty)),
+            ts_ms: book.ts_ms(),
+        }
+    }
+}
+
+/// Reads the current exact book of a symbol from wherever the feed keeps it (the in-process
+/// feed's books, or the worker supervisor's).
+pub type BookReader = Arc<dyn Fn(&str) -> Option<OrderBook> + Send + Sync>;
 
 /// Shared service state. Cheap to clone (`Arc` inside).
 #[derive(Debug, Clone)]
@@ -343,38 +396,59 @@ impl ServiceState {
         }
     }
 
-    /// The current book of a feed.
+    /// The current book of a feed, read from the feed itself (a copy is made only here, on
+    /// request).
     pub fn book(&self, key: &FeedKey) -> Option<OrderBook> {
-        self.read().get(key).and_then(|e| e.book.clone())
+        let reader = self.read().get(key).and_then(|e| e.book.clone())?;
+        reader(&key.symbol)
     }
 
-    /// Stores the current book (after each applied update) and broadcasts its top when it moved.
+    /// Where the book of a feed is read from (registered once when its pipeline starts).
+    pub fn set_book_reader(&self, key: &FeedKey, reader: BookReader) {
+        self.write().entry(key.clone()).or_default().book = Some(reader);
+    }
+
+    /// Serves a fixed book for a feed (tests, replays).
     pub fn set_book(&self, key: &FeedKey, book: &OrderBook) {
-        let top = |b: &OrderBook| (b.best_bid(), b.best_ask());
-        let moved = {
+        self.book_updated(key, BookTop::of_book(book));
+        let book = book.clone();
+        self.set_book_reader(key, Arc::new(move |_| Some(book.clone())));
+    }
+
+    /// A book update was applied: updates the status's top of book and broadcasts it when it
+    /// moved. Reads only the event (no book copy); the write lock is taken only on a move.
+    pub fn book_updated(&self, key: &FeedKey, top: BookTop) {
+        let BookTop {
+            u,
+            best_bid,
+            best_ask,
+            ts_ms,
+        } = top;
+        let moved = self
+            .read()
+            .get(key)
+            .and_then(|e| e.top)
+            .is_none_or(|(_, b, a)| b != best_bid || a != best_ask);
+        if !moved {
+            return;
+        }
+        {
             let mut feeds = self.write();
             let entry = feeds.entry(key.clone()).or_default();
-            let moved = entry.book.as_ref().map(top) != Some(top(book));
-            match &mut entry.book {
-                Some(b) => b.clone_from(book),
-                None => entry.book = Some(book.clone()),
-            }
+            entry.top = Some((u, best_bid, best_ask));
             if let Some(s) = &mut entry.status {
-                s.best_bid = book.best_bid().map(|l| (l.price, l.qty));
-                s.best_ask = book.best_ask().map(|l| (l.price, l.qty));
+                s.best_bid = best_bid;
+                s.best_ask = best_ask;
             }
-            moved
-        };
-        if moved {
-            let _ = self.inner.tx.send(StreamEvent::BookTop {
-                category: key.category,
-                symbol: key.symbol.clone(),
-                u: book.last_u().unwrap_or(0),
-                best_bid: book.best_bid().map(|l| (l.price, l.qty)),
-                best_ask: book.best_ask().map(|l| (l.price, l.qty)),
-                ts_ms: book.ts_ms(),
-            });
         }
+        let _ = self.inner.tx.send(StreamEvent::BookTop {
+            category: key.category,
+            symbol: key.symbol.clone(),
+            u,
+            best_bid,
+            best_ask,
+            ts_ms,
+        });
     }
 
     /// Records a trade (kept in a bounded ring) and broadcasts it.
