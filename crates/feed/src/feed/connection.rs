@@ -1,14 +1,16 @@
 //! One connection's life as a thin async shell around the sans-IO
 //! [`Session`](super::session::Session): it moves frames between the socket and the session, stamps
-//! receive times, sleeps until the session's next deadline, performs the REST gap-fill the session
-//! asks for and routes its events. Every protocol decision (acks, heartbeat, stale data, book
-//! resync, trade recovery) is the session's. Ends with the reason the connection ended.
+//! receive times, sleeps until the session's next deadline, runs the REST gap-fills the session
+//! asks for beside the socket (concurrently; reads and pings go on) and routes its events. Every
+//! protocol decision (acks, heartbeat, stale data, book resync, trade recovery) is the session's.
+//! Ends with the reason the connection ended.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -35,6 +37,8 @@ pub(crate) struct Connection<'r> {
     live_since: Option<Instant>,
     /// When the frame being handled arrived (market events are stamped with it).
     frame_now: Now,
+    /// REST gap-fills in flight: they run beside the socket, which is read all along.
+    fetches: JoinSet<(String, Result<Vec<rest::RestTrade>, String>)>,
 }
 
 impl<'r> Connection<'r> {
@@ -49,6 +53,7 @@ impl<'r> Connection<'r> {
                 mono_ms: 0,
                 unix_ns: 0,
             },
+            fetches: JoinSet::new(),
         };
         let reason = c.drive(&mut stream).await;
         let live_for = c.live_since.map(|t| t.elapsed()).unwrap_or_default();
@@ -99,6 +104,14 @@ impl<'r> Connection<'r> {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return DisconnectReason::Shutdown,
+                Some(done) = self.fetches.join_next(), if !self.fetches.is_empty() => {
+                    let now = self.now();
+                    match done {
+                        Ok((symbol, result)) => self.r.session.on_recent_trades(&symbol, result, now),
+                        // Only a panic in the fetch (aborts happen when the connection ends).
+                        Err(e) => tracing::error!(event = "bybit_connector_trade_recovery_failed", error = %e),
+                    }
+                }
                 _ = sleep_until_opt(deadline) => {
                     let now = self.now();
                     let r = &mut *self.r;
@@ -145,9 +158,16 @@ impl<'r> Connection<'r> {
                     self.r.emit(ev).await;
                 }
                 Action::FetchRecentTrades { symbol, limit } => {
-                    let result = self.fetch_recent(&symbol, limit).await;
-                    let now = self.now();
-                    self.r.session.on_recent_trades(&symbol, result, now);
+                    let http = self.r.http.clone();
+                    let url = format!(
+                        "{}/v5/market/recent-trade",
+                        self.r.cfg.feed.rest_url.trim_end_matches('/')
+                    );
+                    let category = self.r.cfg.feed.category.to_string();
+                    self.fetches.spawn(async move {
+                        let result = fetch_recent(&http, &url, &category, &symbol, limit).await;
+                        (symbol, result)
+                    });
                 }
                 Action::SetState(state) => health.set_state(state),
                 Action::Live => {
@@ -166,53 +186,50 @@ impl<'r> Connection<'r> {
         }
         None
     }
+}
 
-    async fn fetch_recent(
-        &self,
-        symbol: &str,
-        limit: usize,
-    ) -> Result<Vec<rest::RestTrade>, String> {
-        let url = format!(
-            "{}/v5/market/recent-trade",
-            self.r.cfg.feed.rest_url.trim_end_matches('/')
-        );
-        let mut last_error = String::new();
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            let resp = self
-                .r
-                .http
-                .get(&url)
-                .query(&[
-                    ("category", self.r.cfg.feed.category.as_str()),
-                    ("symbol", symbol),
-                    ("limit", &limit.to_string()),
-                ])
-                .send()
-                .await;
-            let body = match resp {
-                Ok(r) if r.status().is_success() => r.text().await,
-                Ok(r) => {
-                    last_error = format!("HTTP {}", r.status());
-                    continue;
-                }
-                Err(e) => {
-                    last_error = e.to_string();
-                    continue;
-                }
-            };
-            match body
-                .map_err(|e| e.to_string())
-                .and_then(|b| rest::decode::<RecentTradeResult>(&b).map_err(|e| e.to_string()))
-            {
-                Ok(r) => return Ok(r.result.list),
-                Err(e) => last_error = e,
-            }
+/// `GET /v5/market/recent-trade` for `symbol`, three attempts with a short backoff.
+async fn fetch_recent(
+    http: &reqwest::Client,
+    url: &str,
+    category: &str,
+    symbol: &str,
+    limit: usize,
+) -> Result<Vec<rest::RestTrade>, String> {
+    let mut last_error = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
-        Err(last_error)
+        let resp = http
+            .get(url)
+            .query(&[
+                ("category", category),
+                ("symbol", symbol),
+                ("limit", &limit.to_string()),
+            ])
+            .send()
+            .await;
+        let body = match resp {
+            Ok(r) if r.status().is_success() => r.text().await,
+            Ok(r) => {
+                last_error = format!("HTTP {}", r.status());
+                continue;
+            }
+            Err(e) => {
+                last_error = e.to_string();
+                continue;
+            }
+        };
+        match body
+            .map_err(|e| e.to_string())
+            .and_then(|b| rest::decode::<RecentTradeResult>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(r) => return Ok(r.result.list),
+            Err(e) => last_error = e,
+        }
     }
+    Err(last_error)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

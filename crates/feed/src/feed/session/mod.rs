@@ -148,14 +148,16 @@ struct Conn {
     resyncing: HashSet<String>,
     /// Live trades of symbols still to gap-fill, held back until their REST gap-fill is done.
     buffered: HashMap<String, Vec<TradeEvent>>,
-    /// Symbols still to gap-fill, in order (all of them after connecting; one whose book showed a
-    /// gap while live); the first one's fetch may be outstanding. Their live trades are buffered.
+    /// Symbols still to gap-fill (all of them after connecting; one whose book showed a gap while
+    /// live); their fetches run concurrently. Their live trades are buffered.
     to_recover: VecDeque<String>,
     /// Per symbol, where the tape may have a hole found while live (a book gap): the book's
     /// exchange time before the lost frames. The gap-fill starts there.
     hole_from_ms: HashMap<String, u64>,
-    /// The outstanding fetch: (symbol, the tape was complete up to this Unix ms when it was asked).
-    fetching: Option<(String, u64)>,
+    /// The outstanding fetches: symbol -> the tape was complete up to this Unix ms when asked.
+    fetching: HashMap<String, u64>,
+    /// Symbols whose book showed a gap while their fetch was in flight: fetched again after.
+    refill_again: HashSet<String>,
     /// When it went live (monotonic ms).
     live_ms: Option<u64>,
     /// When the oldest unanswered ping was sent.

@@ -63,7 +63,7 @@ fn trades_are_buffered_while_recovering_then_merged_in_order_without_duplicates(
 }
 
 #[test]
-fn symbols_are_gap_filled_one_at_a_time_and_a_failed_fetch_is_a_hole() {
+fn symbols_are_gap_filled_concurrently_and_a_failed_fetch_is_a_hole() {
     let books = Books::default();
     let mut s = Session::new(config(&[BTC, ETH], true));
     s.resume(HashMap::from([
@@ -77,42 +77,59 @@ fn symbols_are_gap_filled_one_at_a_time_and_a_failed_fetch_is_a_hole() {
         .collect();
     assert_eq!(
         fetches,
-        [&Action::FetchRecentTrades {
-            symbol: BTC.into(),
-            limit: 1000
-        }],
-        "a resumed tape is gap-filled even on the first connection, one symbol at a time"
+        [
+            &Action::FetchRecentTrades {
+                symbol: BTC.into(),
+                limit: 1000
+            },
+            &Action::FetchRecentTrades {
+                symbol: ETH.into(),
+                limit: 1000
+            }
+        ],
+        "a resumed tape is gap-filled even on the first connection, every symbol at once"
     );
-    s.on_recent_trades(ETH, Ok(vec![]), at(6));
+    s.on_recent_trades("SOLUSDT", Ok(vec![]), at(6));
     assert!(
         drain(&mut s).is_empty(),
         "a result nobody asked for is ignored"
     );
-    s.on_recent_trades(BTC, Err("HTTP 503".into()), at(7));
+    // ETH's answer comes first: it is merged at once, whatever BTC is doing.
+    s.on_text(&trade(ETH, "x", 700), at(7), &books);
+    s.on_text(&trade(BTC, "b", 710), at(7), &books);
+    assert!(
+        trades_of(&drain(&mut s)).is_empty(),
+        "live trades wait for their own symbol's gap-fill"
+    );
+    s.on_recent_trades(ETH, Ok(vec![]), at(8));
+    assert_eq!(trades_of(&drain(&mut s)), vec![("x".to_string(), false)]);
+    s.on_text(&trade(ETH, "y", 720), at(9), &books);
+    assert_eq!(trades_of(&drain(&mut s)), vec![("y".to_string(), false)]);
+    s.on_text(&trade(BTC, "c", 730), at(9), &books);
+    assert!(
+        trades_of(&drain(&mut s)).is_empty(),
+        "still recovering BTCUSDT"
+    );
+    s.on_recent_trades(BTC, Err("HTTP 503".into()), at(10));
     let actions = drain(&mut s);
     assert_eq!(actions[0], Action::CountError);
     let hole = FeedEvent::TradeGap {
         symbol: BTC.into(),
         from_ms: 500,
-        to_ms: at(7).unix_ns / 1_000_000,
+        to_ms: at(10).unix_ns / 1_000_000,
     };
-    assert_eq!(emitted(&actions), vec![hole]);
+    assert_eq!(emitted(&actions)[0], hole);
     assert_eq!(
-        actions.last(),
-        Some(&Action::FetchRecentTrades {
-            symbol: ETH.into(),
-            limit: 1000
-        })
+        trades_of(&actions),
+        vec![("b".to_string(), false), ("c".to_string(), false)],
+        "the buffered live trades follow the reported hole"
     );
-    s.on_text(&trade(ETH, "x", 700), at(8), &books);
     assert!(
-        trades_of(&drain(&mut s)).is_empty(),
-        "still recovering ETHUSDT"
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::FetchRecentTrades { .. })),
+        "nothing is left to fetch"
     );
-    s.on_recent_trades(ETH, Ok(vec![]), at(9));
-    assert_eq!(trades_of(&drain(&mut s)), vec![("x".to_string(), false)]);
-    s.on_text(&trade(ETH, "y", 710), at(10), &books);
-    assert_eq!(trades_of(&drain(&mut s)), vec![("y".to_string(), false)]);
 }
 
 #[test]
@@ -166,4 +183,31 @@ fn trades_lost_on_a_live_socket_are_refilled_when_the_book_shows_the_gap() {
         .filter(|a| matches!(a, Action::FetchRecentTrades { .. }))
         .count();
     assert_eq!(fetches, 1);
+}
+
+#[test]
+fn a_gap_while_the_refill_is_in_flight_is_refilled_again_after_it() {
+    let books = Books::default();
+    let mut s = Session::new(config(&[BTC], true));
+    live(&mut s, &books, 1, 0);
+    s.on_text(&book(BTC, "snapshot", 100, "99"), at(10), &books);
+    s.on_text(&book(BTC, "delta", 101, "99"), at(11), &books);
+    s.on_text(&book(BTC, "delta", 105, "99"), at(12), &books);
+    let fetches = |actions: Vec<Action>| {
+        actions
+            .into_iter()
+            .filter(|a| matches!(a, Action::FetchRecentTrades { .. }))
+            .count()
+    };
+    assert_eq!(fetches(drain(&mut s)), 1, "the first gap asks");
+    // The socket is read while the fetch is in flight: the resync snapshot, then frames lost
+    // again. The answer in flight may predate that loss.
+    s.on_text(&book(BTC, "snapshot", 106, "99"), at(13), &books);
+    s.on_text(&book(BTC, "delta", 107, "99"), at(14), &books);
+    s.on_text(&book(BTC, "delta", 109, "99"), at(15), &books);
+    assert_eq!(fetches(drain(&mut s)), 0, "one fetch per symbol at a time");
+    s.on_recent_trades(BTC, Ok(vec![]), at(16));
+    assert_eq!(fetches(drain(&mut s)), 1, "asked again once the first is merged");
+    s.on_recent_trades(BTC, Ok(vec![]), at(17));
+    assert_eq!(fetches(drain(&mut s)), 0, "then it is done");
 }

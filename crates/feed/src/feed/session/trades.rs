@@ -35,10 +35,19 @@ impl Session {
         }
     }
 
-    /// Gap-fills the symbols still to recover, in order, until one needs a REST fetch; when none
-    /// is left, live trades flow again.
+    /// Starts the gap-fill of every symbol still to recover that is not already being fetched:
+    /// all of them at once (the shell runs the fetches concurrently while the socket is read);
+    /// a symbol whose tape starts here is released at once. Live trades of a symbol flow again
+    /// when its own fetch is merged.
     pub(super) fn recover_next(&mut self, now: Now) {
-        while let Some(symbol) = self.conn.to_recover.front().cloned() {
+        let waiting: Vec<String> = self
+            .conn
+            .to_recover
+            .iter()
+            .filter(|s| !self.conn.fetching.contains_key(*s))
+            .cloned()
+            .collect();
+        for symbol in waiting {
             let first_connection = self.conn.number <= 1 && !self.covered_ms.contains_key(&symbol);
             if !first_connection {
                 let covered = self
@@ -54,13 +63,13 @@ impl Session {
                     None => covered,
                 };
                 let limit = self.cfg.category.max_recent_trades();
-                self.conn.fetching = Some((symbol.clone(), covered));
+                self.conn.fetching.insert(symbol.clone(), covered);
                 self.actions
                     .push_back(Action::FetchRecentTrades { symbol, limit });
-                return;
+                continue;
             }
             // Nothing was missed before the first connection: the tape starts here.
-            self.conn.to_recover.pop_front();
+            self.conn.to_recover.retain(|s| *s != symbol);
             self.covered_ms.insert(symbol.clone(), now.unix_ms());
             let buffered = self.conn.buffered.remove(&symbol).unwrap_or_default();
             for t in buffered {
@@ -77,7 +86,21 @@ impl Session {
     /// `book_ts_ms`, the book's exchange time before the lost frames. Live trades of `symbol` are
     /// held back meanwhile and merged after the refill, as after a reconnect.
     pub(super) fn refill_after_gap(&mut self, symbol: &str, book_ts_ms: u64, now: Now) {
-        if !self.cfg.trades || self.conn.to_recover.iter().any(|s| s == symbol) {
+        if !self.cfg.trades {
+            return;
+        }
+        if self.conn.to_recover.iter().any(|s| s == symbol) {
+            if self.conn.fetching.contains_key(symbol) {
+                // The fetch in flight may have been answered before these frames were lost:
+                // refill again from here once it is merged.
+                let from = self
+                    .conn
+                    .hole_from_ms
+                    .entry(symbol.to_string())
+                    .or_insert(book_ts_ms);
+                *from = (*from).min(book_ts_ms);
+                self.conn.refill_again.insert(symbol.to_string());
+            }
             return;
         }
         tracing::warn!(
@@ -89,9 +112,7 @@ impl Session {
             .hole_from_ms
             .insert(symbol.to_string(), book_ts_ms);
         self.conn.to_recover.push_back(symbol.to_string());
-        if self.conn.to_recover.len() == 1 {
-            self.recover_next(now);
-        }
+        self.recover_next(now);
     }
 
     /// The result of the [`Action::FetchRecentTrades`] for `symbol`: merges it with the live trades
@@ -106,19 +127,15 @@ impl Session {
         if self.conn.closed {
             return;
         }
-        let covered = match &self.conn.fetching {
-            Some((s, covered)) if s == symbol => *covered,
-            _ => {
-                tracing::debug!(event = "bybit_connector_unexpected_recovery", symbol);
-                return;
-            }
+        let Some(covered) = self.conn.fetching.remove(symbol) else {
+            tracing::debug!(event = "bybit_connector_unexpected_recovery", symbol);
+            return;
         };
-        self.conn.fetching = None;
-        self.conn.to_recover.pop_front();
+        self.conn.to_recover.retain(|s| s != symbol);
         let buffered = self.conn.buffered.remove(symbol).unwrap_or_default();
         let limit = self.cfg.category.max_recent_trades();
         let category = self.cfg.category.to_string();
-        let tracker = self.trackers.entry(symbol.to_string()).or_default();
+        let tracker = tracker_for(&mut self.trackers, symbol);
         let (rest_trades, failed) = match result {
             Ok(t) => (t, None),
             Err(e) => (Vec::new(), Some(e)),
@@ -165,6 +182,9 @@ impl Session {
                 from_ms: first,
                 to_ms: last,
             });
+        }
+        if self.conn.refill_again.remove(symbol) {
+            self.conn.to_recover.push_back(symbol.to_string());
         }
         self.recover_next(now);
     }
