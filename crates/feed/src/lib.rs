@@ -6,6 +6,7 @@
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
+//! - [`conn_budget`]: the machine-wide connection budget per exchange address (all feeds and workers).
 //! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.
 //! - [`raw_tap`]: the hook a recorder takes raw frames from (never blocks the feed).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
@@ -32,6 +33,7 @@
 
 pub use hft_core::{backoff, book, normalized, protocol};
 
+pub mod conn_budget;
 pub mod feed;
 pub mod forwarded;
 pub mod queue;

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::book::OrderBook;
+use crate::conn_budget::ConnectionBudget;
 pub use config::{ConfigError, FeedConfig};
 pub use event::{DisconnectReason, FeedEvent, ResyncReason};
 pub use health::{ConnState, HealthSnapshot, SharedHealth};
@@ -257,16 +258,25 @@ impl Runner {
         let health = &self.shared.health;
         health.set_alive(true);
         let url = self.cfg.ws_endpoint();
+        let budget = ConnectionBudget::for_url(
+            &url,
+            crate::backoff::BYBIT_CONNECTIONS_PER_WINDOW,
+            crate::backoff::BYBIT_CONNECTION_WINDOW_MS,
+        );
         let mut failures_in_row: u32 = 0;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            // Stay within Bybit's connection budget whatever the backoff says.
+            // Stay within Bybit's connection budget whatever the backoff says: this feed's own
+            // window, and the machine-wide one every feed and worker of this address shares.
             while let Err(wait_ms) = self.backoff.admit_connection(self.shared.health.mono_ms()) {
                 if self.sleep(Duration::from_millis(wait_ms)).await {
                     break;
                 }
+            }
+            if self.admit_shared(&budget).await {
+                break;
             }
             self.shared.health.set_state(ConnState::Connecting);
             let attempt = self.backoff.attempt() + 1;
@@ -356,6 +366,36 @@ impl Runner {
     }
 
     /// Sleeps unless cancelled; `true` if cancelled.
+    /// Takes a slot of the machine-wide connection budget, waiting (logged) while it is spent;
+    /// `true` when the feed was cancelled meanwhile. An unusable budget file is logged once per
+    /// attempt and does not block connecting (the feed's own window still applies).
+    async fn admit_shared(&self, budget: &ConnectionBudget) -> bool {
+        loop {
+            match budget.try_admit(health::unix_ms()) {
+                Ok(()) => return false,
+                Err(Ok(wait_ms)) => {
+                    tracing::warn!(
+                        event = "bybit_connector_connection_budget_wait",
+                        wait_ms,
+                        budget_file = %budget.path().display(),
+                        "500 connections per 5 minutes to this address are spent (all feeds and workers on this machine count)"
+                    );
+                    if self.sleep(Duration::from_millis(wait_ms)).await {
+                        return true;
+                    }
+                }
+                Err(Err(e)) => {
+                    tracing::warn!(
+                        event = "bybit_connector_connection_budget_unavailable",
+                        error = %e,
+                        budget_file = %budget.path().display(),
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
     async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
             _ = self.cancel.cancelled() => true,
