@@ -49,6 +49,13 @@ pub struct ConvertArgs {
     /// For lines without a local time (Bybit archives): local = exchange time + NS.
     #[arg(long, default_value_t = 0, value_name = "NS")]
     pub feed_latency_ns: i64,
+    /// Memory for rows (MB); beyond it, sorted runs go to temporary files and are merged.
+    #[arg(long, default_value_t = 256, value_name = "MB",
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub max_memory_mb: u64,
+    /// Directory for the temporary sorted runs (default: the output's directory).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// Expands directories into their files (sorted by name; recursively).
@@ -77,7 +84,7 @@ fn check(v: Option<f64>, name: &str) -> Result<(), String> {
 
 fn report(s: &Summary, out: &std::path::Path) {
     eprintln!(
-        "convert: {} lines, {} events{}{} -> {}{}{}",
+        "convert: {} lines, {} events{}{} -> {}{}{}{}",
         s.lines,
         s.events,
         s.symbol
@@ -96,6 +103,11 @@ fn report(s: &Summary, out: &std::path::Path) {
                 ", {} truncated files read up to their end",
                 s.truncated_files
             )
+        } else {
+            String::new()
+        },
+        if s.spilled_runs > 0 {
+            format!(", ordered through {} sorted runs on disk", s.spilled_runs)
         } else {
             String::new()
         },
@@ -123,6 +135,13 @@ pub fn main(args: ConvertArgs) -> ExitCode {
         eprintln!("hft-connector convert: {}: no such file", missing.display());
         return ExitCode::from(2);
     }
+    if let Some(dir) = args.temp_dir.as_ref().filter(|d| !d.is_dir()) {
+        eprintln!(
+            "hft-connector convert: --temp-dir {}: not a directory",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
     let progress = std::io::stderr().is_terminal();
     let result = match args.to {
         Target::Hftbacktest => {
@@ -134,6 +153,8 @@ pub fn main(args: ConvertArgs) -> ExitCode {
                 base_latency_ns: args.base_latency_ns,
                 feed_latency_ns: args.feed_latency_ns,
                 progress,
+                max_memory: usize::try_from(args.max_memory_mb << 20).unwrap_or(usize::MAX),
+                temp_dir: args.temp_dir.clone(),
             };
             pipeline::to_hftbacktest(&inputs, &args.output, &opts)
         }
