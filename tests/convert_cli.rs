@@ -275,3 +275,50 @@ fn a_bybit_archive_zip_without_local_times_converts() {
     assert!(r.iter().all(|x| x.2 == x.1 + 500));
     assert_eq!(r[5].4, 0.0);
 }
+
+#[test]
+fn a_stored_zip_converts_and_a_damaged_one_is_refused() {
+    let snap = r#"{"topic":"orderbook.200.BTCUSDT","type":"snapshot","ts":1000,"data":{"s":"BTCUSDT","b":[["100.0","1"]],"a":[["100.1","3"]],"u":1,"seq":1},"cts":999}"#;
+    let input = tmp("stored.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&input).expect("zip"));
+        z.start_file(
+            "2025-09-25_BTCUSDT_ob200.data",
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .expect("entry");
+        writeln!(z, "{snap}").expect("write");
+        z.finish().expect("finish");
+    }
+    let out = tmp("stored.npz");
+    let run = |input: &Path| {
+        bin(&[
+            "convert",
+            "--to",
+            "hftbacktest",
+            input.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+        ])
+    };
+    let o = run(&input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rows(&out).len(), 4);
+    // One byte of the stored text changed: the CRC-32 no longer matches, and the error says so.
+    let mut bytes = std::fs::read(&input).expect("zip");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"100.1\"")
+        .expect("the ask in the entry");
+    bytes[at] = b'2';
+    let damaged = tmp("damaged.zip");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let o = run(&damaged);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("damaged.zip") && err.contains("CRC-32"),
+        "{err}"
+    );
+}
