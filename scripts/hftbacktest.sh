@@ -2,14 +2,22 @@
 # hftbacktest's own Python package (PyPI, 2.4.x; numpy comes with it) against our recorder and
 # converter: installs it if missing, then
 #   1. converts the checked-in collector sample and compares with hftbacktest's convert_depth;
-#   2. records a fault tour against the simulator in both isolation modes, converts it, compares
-#      with convert_depth on the same files, backtests it and checks the book against the
-#      simulator's true book; kills a recording service with SIGKILL and reads what it left.
+#   2. records a fault tour against the simulator in both isolation modes, converts it (in memory
+#      and within a 1 MB budget, through sorted runs on disk: the same bytes), compares with
+#      convert_depth on the same files, backtests it and checks the book against the simulator's
+#      true book; kills recording services (gzip, then zstd) with SIGKILL and reads what they left
+#      (Python's gzip; Debian's `zstd -dc`, installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c "import hftbacktest, numpy" 2>/dev/null; then
     python3 -m pip install --quiet 'hftbacktest>=2.4,<2.5'
+fi
+# Debian's zstd: the kill -9 check reads zstd recordings with `zstd -dc`.
+if ! command -v zstd >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq zstd >/dev/null
 fi
 
 cargo build --quiet --bin hft-connector
