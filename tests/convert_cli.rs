@@ -322,3 +322,65 @@ fn a_stored_zip_converts_and_a_damaged_one_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tiny_memory_budget_spills_to_disk_and_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let convert = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "convert",
+            "--to",
+            "hftbacktest",
+            SAMPLE,
+            "-o",
+            out.to_str().expect("utf8"),
+            "--depth",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        bin(&args)
+    };
+    let (mem, disk) = (dir.path().join("mem.npz"), dir.path().join("disk.npz"));
+    let o = convert(&mem, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("sorted runs"));
+    // 1 KB: a few rows per run.
+    let o = convert(&disk, &["--max-memory-mb", "0.001"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("sorted runs on disk"), "{err}");
+    assert_eq!(
+        std::fs::read(&mem).expect("mem"),
+        std::fs::read(&disk).expect("disk")
+    );
+    let left = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".hft-convert-"))
+        .count();
+    assert_eq!(left, 0, "temporary files left behind");
+
+    for (flags, message) in [
+        (
+            &["--max-memory-mb", "0"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--max-memory-mb=-3"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--max-memory-mb", "NaN"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--temp-dir", "no/such/dir"][..],
+            "--temp-dir no/such/dir: not a directory",
+        ),
+    ] {
+        let o = convert(&disk, flags);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(message), "{flags:?}: {err}");
+    }
+}

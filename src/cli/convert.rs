@@ -49,10 +49,10 @@ pub struct ConvertArgs {
     /// For lines without a local time (Bybit archives): local = exchange time + NS.
     #[arg(long, default_value_t = 0, value_name = "NS")]
     pub feed_latency_ns: i64,
-    /// Memory for rows (MB); beyond it, sorted runs go to temporary files and are merged.
-    #[arg(long, default_value_t = 256, value_name = "MB",
-          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
-    pub max_memory_mb: u64,
+    /// Memory for rows (MB, fractions allowed); beyond it, sorted runs go to temporary files and
+    /// are merged.
+    #[arg(long, default_value_t = 256.0, value_name = "MB")]
+    pub max_memory_mb: f64,
     /// Directory for the temporary sorted runs (default: the output's directory).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<PathBuf>,
@@ -116,7 +116,10 @@ fn report(s: &Summary, out: &std::path::Path) {
 
 /// Runs `convert`.
 pub fn main(args: ConvertArgs) -> ExitCode {
-    if let Err(e) = check(args.tick_size, "--tick-size").and(check(args.lot_size, "--lot-size")) {
+    if let Err(e) = check(args.tick_size, "--tick-size")
+        .and(check(args.lot_size, "--lot-size"))
+        .and(check(Some(args.max_memory_mb), "--max-memory-mb"))
+    {
         eprintln!("hft-connector convert: {e}");
         return ExitCode::from(2);
     }
@@ -153,7 +156,8 @@ pub fn main(args: ConvertArgs) -> ExitCode {
                 base_latency_ns: args.base_latency_ns,
                 feed_latency_ns: args.feed_latency_ns,
                 progress,
-                max_memory: usize::try_from(args.max_memory_mb << 20).unwrap_or(usize::MAX),
+                // Saturates: a budget beyond the address space is "everything in memory".
+                max_memory: (args.max_memory_mb * 1_048_576.0) as usize,
                 temp_dir: args.temp_dir.clone(),
             };
             pipeline::to_hftbacktest(&inputs, &args.output, &opts)
