@@ -384,3 +384,44 @@ fn a_tiny_memory_budget_spills_to_disk_and_writes_the_same_bytes() {
         assert!(err.contains(message), "{flags:?}: {err}");
     }
 }
+
+#[test]
+fn a_zstd_recording_converts_like_its_gzip_twin() {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE)).expect("sample"),
+    )
+    .read_to_string(&mut text)
+    .expect("sample");
+    // One zstd frame per 3 lines, as the recorder writes one per flush.
+    let lines: Vec<&str> = text.lines().collect();
+    let mut zst = Vec::new();
+    for chunk in lines.chunks(3) {
+        let part: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+        zst.extend(zstd::bulk::compress(part.as_bytes(), 1).expect("zstd"));
+    }
+    let input = tmp("sample.zst");
+    std::fs::write(&input, &zst).expect("write");
+    let convert = |input: &str, out: &Path| {
+        let o = bin(&[
+            "convert",
+            "--to",
+            "hftbacktest",
+            input,
+            "-o",
+            out.to_str().expect("utf8"),
+            "--depth",
+            "50",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (from_gz, from_zst) = (tmp("twin-gz.npz"), tmp("twin-zst.npz"));
+    convert(SAMPLE, &from_gz);
+    let err = convert(input.to_str().expect("utf8"), &from_zst);
+    assert!(err.contains(&format!("{} lines", lines.len())), "{err}");
+    assert_eq!(
+        std::fs::read(&from_gz).expect("gz"),
+        std::fs::read(&from_zst).expect("zst")
+    );
+}
