@@ -1,7 +1,8 @@
 //! `hft-connector convert` as a user runs it: the checked-in collector sample into an `.npz`
 //! (62 rows: the count hftbacktest's own `convert_depth` gives for it, see
-//! scripts/hftbacktest.sh), a recording cut short by a kill, normalized JSON lines, and the
-//! errors a wrong invocation gets.
+//! scripts/hftbacktest.sh), a recording cut short by a kill, zip (deflate, stored, damaged) and
+//! zstd inputs, a memory budget small enough to go through sorted runs on disk, normalized JSON
+//! lines, and the errors a wrong invocation gets.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
