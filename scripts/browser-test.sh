@@ -5,7 +5,9 @@
 # in-process` wired together, loads the dashboard, waits for linear/BTCUSDT to show "Connected",
 # injects a fault into the simulator (connection reset, then reconnects refused for 4 s), sees the badge leave
 # Connected and come back, and saves screenshots to target/dashboard.png (after recovery) and
-# target/dashboard-fault.png (during the fault).
+# target/dashboard-fault.png (during the fault). The service records raw frames (--record-dir) into
+# a directory where linear/BTCUSDT is a file, so that symbol's frames fail to write while acks and
+# pongs record: the recorder pill must show frames, segments and the write errors, in red.
 #
 #   scripts/browser-test.sh            # real service (needs `run`)
 #   scripts/browser-test.sh --sample   # the example server (examples/http_sample.rs): fake feeds,
@@ -92,7 +94,9 @@ else
     >"$WORK/sim.out" 2>"$WORK/sim.err" &
   PIDS+=($!)
   wait_http "$SIM/sim/stats" 20
-  "${HFT_RUN_BIN:-$BIN}" run --isolation in-process --ws-url "ws://127.0.0.1:$P1/v5/public" --rest-url "$SIM" \
+  mkdir -p "$WORK/record/linear"
+  echo "not a directory" >"$WORK/record/linear/BTCUSDT"
+  "${HFT_RUN_BIN:-$BIN}" run --record-dir "$WORK/record" --isolation in-process --ws-url "ws://127.0.0.1:$P1/v5/public" --rest-url "$SIM" \
     --symbols BTCUSDT --category linear --depth 50 --data-dir "$WORK/data" \
     --listen "127.0.0.1:$P2" --backfill-days 0.01 >"$WORK/run.out" 2>"$WORK/run.err" &
   RUN_PID=$!
@@ -234,6 +238,21 @@ try:
     wait_for("badge 'Connected' again", lambda: js(f"{badge}.textContent") == "Connected", limit=max(timeout, 45))
     log(f"recovered; statuses seen: {js('window.__seen')}")
     wait_for("candles on the chart", lambda: js("(document.getElementById('chart-info').textContent || '').includes('candles')"), limit=10)
+    if sim:
+        pill = "document.getElementById('record')"
+        text = wait_for("the recorder pill with frames, a segment and write errors", lambda: js(
+            f"(() => {{ const p = {pill}; return p && !p.hidden && +p.dataset.frames > 0 && "
+            f"+p.dataset.segments > 0 && +p.dataset.write_errors > 0 && p.textContent; }})()"))
+        log(f"recorder pill: {text}")
+        assert js(f"{pill}.className") == "pill pill-bad", js(f"{pill}.className")
+        shown = {k: int(js(f"{pill}.dataset.{k}")) for k in ["frames", "segments", "write_errors", "lost", "dropped"]}
+        with urllib.request.urlopen(dash + "/api/status", timeout=5) as r:
+            rec = json.load(r)["record"]
+        for k, v in shown.items():
+            assert 0 <= v <= rec[k], (k, v, rec)  # counters only grow: the page is at most 2 s behind
+        plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")
+        assert plural(shown["frames"], "frame") in text and plural(shown["write_errors"], "write error") in text, text
+        assert "last error:" in js(f"{pill}.title"), js(f"{pill}.title")
     time.sleep(1.0)
     screenshot(os.path.join(target_dir, "dashboard.png"))
     ok = True

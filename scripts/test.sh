@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite. Everything the tests need is installed and started here:
-#   pybit (PyPI) for the third-party client check, hftbacktest (PyPI) for the backtest data check,
+#   pybit (PyPI) for the third-party client check, hftbacktest (PyPI) and Debian's zstd (`zstd -dc`
+#   on zstd recordings; both installed by scripts/hftbacktest.sh) for the backtest data check,
 #   Debian's prometheus (promtool) for the alert rules and metrics checks, Debian's chromium for the
 #   dashboard browser test, Debian's nats-server and nats-py for the NATS tests, Debian's iproute2
 #   and iptables for the half-open network test (tests/half_open.rs; it skips itself when not root).

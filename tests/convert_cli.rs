@@ -1,7 +1,8 @@
 //! `hft-connector convert` as a user runs it: the checked-in collector sample into an `.npz`
 //! (62 rows: the count hftbacktest's own `convert_depth` gives for it, see
-//! scripts/hftbacktest.sh), a recording cut short by a kill, normalized JSON lines, and the
-//! errors a wrong invocation gets.
+//! scripts/hftbacktest.sh), a recording cut short by a kill, zip (deflate, stored, damaged) and
+//! zstd inputs, a memory budget small enough to go through sorted runs on disk, normalized JSON
+//! lines, and the errors a wrong invocation gets.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -274,4 +275,154 @@ fn a_bybit_archive_zip_without_local_times_converts() {
     assert_eq!(r.len(), 6);
     assert!(r.iter().all(|x| x.2 == x.1 + 500));
     assert_eq!(r[5].4, 0.0);
+}
+
+#[test]
+fn a_stored_zip_converts_and_a_damaged_one_is_refused() {
+    let snap = r#"{"topic":"orderbook.200.BTCUSDT","type":"snapshot","ts":1000,"data":{"s":"BTCUSDT","b":[["100.0","1"]],"a":[["100.1","3"]],"u":1,"seq":1},"cts":999}"#;
+    let input = tmp("stored.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&input).expect("zip"));
+        z.start_file(
+            "2025-09-25_BTCUSDT_ob200.data",
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .expect("entry");
+        writeln!(z, "{snap}").expect("write");
+        z.finish().expect("finish");
+    }
+    let out = tmp("stored.npz");
+    let run = |input: &Path| {
+        bin(&[
+            "convert",
+            "--to",
+            "hftbacktest",
+            input.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+        ])
+    };
+    let o = run(&input);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rows(&out).len(), 4);
+    // One byte of the stored text changed: the CRC-32 no longer matches, and the error says so.
+    let mut bytes = std::fs::read(&input).expect("zip");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"100.1\"")
+        .expect("the ask in the entry");
+    bytes[at] = b'2';
+    let damaged = tmp("damaged.zip");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let o = run(&damaged);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("damaged.zip") && err.contains("CRC-32"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tiny_memory_budget_spills_to_disk_and_writes_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let convert = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "convert",
+            "--to",
+            "hftbacktest",
+            SAMPLE,
+            "-o",
+            out.to_str().expect("utf8"),
+            "--depth",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        bin(&args)
+    };
+    let (mem, disk) = (dir.path().join("mem.npz"), dir.path().join("disk.npz"));
+    let o = convert(&mem, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("sorted runs"));
+    // 1 KB: a few rows per run.
+    let o = convert(&disk, &["--max-memory-mb", "0.001"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("sorted runs on disk"), "{err}");
+    assert_eq!(
+        std::fs::read(&mem).expect("mem"),
+        std::fs::read(&disk).expect("disk")
+    );
+    let left = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".hft-convert-"))
+        .count();
+    assert_eq!(left, 0, "temporary files left behind");
+
+    for (flags, message) in [
+        (
+            &["--max-memory-mb", "0"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--max-memory-mb=-3"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--max-memory-mb", "NaN"][..],
+            "--max-memory-mb must be a positive number",
+        ),
+        (
+            &["--temp-dir", "no/such/dir"][..],
+            "--temp-dir no/such/dir: not a directory",
+        ),
+    ] {
+        let o = convert(&disk, flags);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(message), "{flags:?}: {err}");
+    }
+}
+
+#[test]
+fn a_zstd_recording_converts_like_its_gzip_twin() {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE)).expect("sample"),
+    )
+    .read_to_string(&mut text)
+    .expect("sample");
+    // One zstd frame per 3 lines, as the recorder writes one per flush.
+    let lines: Vec<&str> = text.lines().collect();
+    let mut zst = Vec::new();
+    for chunk in lines.chunks(3) {
+        let part: String = chunk.iter().map(|l| format!("{l}\n")).collect();
+        zst.extend(zstd::bulk::compress(part.as_bytes(), 1).expect("zstd"));
+    }
+    let input = tmp("sample.zst");
+    std::fs::write(&input, &zst).expect("write");
+    let convert = |input: &str, out: &Path| {
+        let o = bin(&[
+            "convert",
+            "--to",
+            "hftbacktest",
+            input,
+            "-o",
+            out.to_str().expect("utf8"),
+            "--depth",
+            "50",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let (from_gz, from_zst) = (tmp("twin-gz.npz"), tmp("twin-zst.npz"));
+    convert(SAMPLE, &from_gz);
+    let err = convert(input.to_str().expect("utf8"), &from_zst);
+    assert!(err.contains(&format!("{} lines", lines.len())), "{err}");
+    assert_eq!(
+        std::fs::read(&from_gz).expect("gz"),
+        std::fs::read(&from_zst).expect("zst")
+    );
 }

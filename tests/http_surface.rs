@@ -180,6 +180,7 @@ async fn dashboard_is_embedded_and_renders_data_as_text_only() {
         ("/assets/dashboard-chart.js", dashboard::CHART_JS),
         ("/assets/dashboard-events.js", dashboard::EVENTS_JS),
         ("/assets/dashboard-book.js", dashboard::BOOK_JS),
+        ("/assets/record.js", dashboard::RECORD_JS),
     ] {
         assert!(html.contains(path), "{path} loaded by the page");
         let (status, _, served) = get(&app, path).await;
@@ -199,6 +200,7 @@ async fn dashboard_is_embedded_and_renders_data_as_text_only() {
         dashboard::CHART_JS,
         dashboard::EVENTS_JS,
         dashboard::BOOK_JS,
+        dashboard::RECORD_JS,
     ] {
         assert!(module.lines().count() <= 500);
     }

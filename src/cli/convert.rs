@@ -49,6 +49,13 @@ pub struct ConvertArgs {
     /// For lines without a local time (Bybit archives): local = exchange time + NS.
     #[arg(long, default_value_t = 0, value_name = "NS")]
     pub feed_latency_ns: i64,
+    /// Memory for rows (MB, fractions allowed); beyond it, sorted runs go to temporary files and
+    /// are merged.
+    #[arg(long, default_value_t = 256.0, value_name = "MB")]
+    pub max_memory_mb: f64,
+    /// Directory for the temporary sorted runs (default: the output's directory).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
 }
 
 /// Expands directories into their files (sorted by name; recursively).
@@ -77,7 +84,7 @@ fn check(v: Option<f64>, name: &str) -> Result<(), String> {
 
 fn report(s: &Summary, out: &std::path::Path) {
     eprintln!(
-        "convert: {} lines, {} events{}{} -> {}{}{}",
+        "convert: {} lines, {} events{}{} -> {}{}{}{}",
         s.lines,
         s.events,
         s.symbol
@@ -99,12 +106,20 @@ fn report(s: &Summary, out: &std::path::Path) {
         } else {
             String::new()
         },
+        if s.spilled_runs > 0 {
+            format!(", ordered through {} sorted runs on disk", s.spilled_runs)
+        } else {
+            String::new()
+        },
     );
 }
 
 /// Runs `convert`.
 pub fn main(args: ConvertArgs) -> ExitCode {
-    if let Err(e) = check(args.tick_size, "--tick-size").and(check(args.lot_size, "--lot-size")) {
+    if let Err(e) = check(args.tick_size, "--tick-size")
+        .and(check(args.lot_size, "--lot-size"))
+        .and(check(Some(args.max_memory_mb), "--max-memory-mb"))
+    {
         eprintln!("hft-connector convert: {e}");
         return ExitCode::from(2);
     }
@@ -123,6 +138,13 @@ pub fn main(args: ConvertArgs) -> ExitCode {
         eprintln!("hft-connector convert: {}: no such file", missing.display());
         return ExitCode::from(2);
     }
+    if let Some(dir) = args.temp_dir.as_ref().filter(|d| !d.is_dir()) {
+        eprintln!(
+            "hft-connector convert: --temp-dir {}: not a directory",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
     let progress = std::io::stderr().is_terminal();
     let result = match args.to {
         Target::Hftbacktest => {
@@ -134,6 +156,9 @@ pub fn main(args: ConvertArgs) -> ExitCode {
                 base_latency_ns: args.base_latency_ns,
                 feed_latency_ns: args.feed_latency_ns,
                 progress,
+                // Saturates: a budget beyond the address space is "everything in memory".
+                max_memory: (args.max_memory_mb * 1_048_576.0) as usize,
+                temp_dir: args.temp_dir.clone(),
             };
             pipeline::to_hftbacktest(&inputs, &args.output, &opts)
         }

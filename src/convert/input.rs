@@ -1,14 +1,19 @@
 //! Input files for `convert`: one frame per line, `<local receive ns> <json>` (our recordings and
 //! hftbacktest's collector) or bare `<json>` (Bybit's archives, no local time). Files may be plain
-//! text, gzip (any number of members: our recorder writes one per flush) or a zip (its first
-//! entry, as Bybit ships archives). A gzip file cut short by a kill is read up to its last
-//! complete member and reported, not refused.
+//! text, gzip (any number of members: our recorder writes one per flush), zstd (any number of
+//! frames: our recorder writes one per flush with `compress = "zstd"`) or a zip (its first entry,
+//! as Bybit ships archives, streamed, never read whole). A gzip or zstd file cut short by a kill
+//! is read up to its last complete member or frame and reported, not refused.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
+use flate2::read::{DeflateDecoder, MultiGzDecoder};
+use zip::CompressionMethod;
+
+/// The magic number a zstd frame starts with.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// One input line, split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,20 +81,85 @@ pub fn open(
             MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
         )));
     }
+    if n >= 4 && magic == ZSTD_MAGIC {
+        // The decoder reads every frame of the file in turn (one per recorder flush).
+        let decoder = zstd::stream::read::Decoder::new(file)?;
+        return Ok(Box::new(BufReader::with_capacity(1 << 20, decoder)));
+    }
     if n >= 4 && magic == *b"PK\x03\x04" {
-        // Zip needs seeking: read its first entry through a plain file handle.
-        let mut zip = zip::ZipArchive::new(File::open(path)?).map_err(io::Error::other)?;
-        let mut entry = zip.by_index(0).map_err(io::Error::other)?;
-        let mut text = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut text)?;
-        let counted = file.read.clone();
-        counted.fetch_add(
-            std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        return Ok(Box::new(io::Cursor::new(text)));
+        return zip_entry(path, file);
     }
     Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+}
+
+/// The first entry of the zip at `path`, streamed from `file`: the central directory gives where
+/// its data starts, how long it is and how it is compressed; the data is then decompressed as it
+/// is read and its CRC-32 checked at the end, as the zip crate would.
+fn zip_entry(path: &Path, mut file: Counted<File>) -> io::Result<Box<dyn BufRead>> {
+    let (start, size, length, crc, method) = {
+        let mut zip = zip::ZipArchive::new(File::open(path)?).map_err(io::Error::other)?;
+        let entry = zip.by_index_raw(0).map_err(io::Error::other)?;
+        if entry.encrypted() {
+            return Err(io::Error::other("the zip's first entry is encrypted"));
+        }
+        (
+            entry.data_start(),
+            entry.compressed_size(),
+            entry.size(),
+            entry.crc32(),
+            entry.compression(),
+        )
+    };
+    file.inner.seek(SeekFrom::Start(start))?;
+    file.read
+        .fetch_add(start, std::sync::atomic::Ordering::Relaxed);
+    let data = BufReader::with_capacity(1 << 20, file.take(size));
+    let text: Box<dyn Read> = match method {
+        CompressionMethod::Stored => Box::new(data),
+        CompressionMethod::Deflated => Box::new(DeflateDecoder::new(data)),
+        other => {
+            return Err(io::Error::other(format!(
+                "the zip's first entry is compressed with {other}; only stored and deflate are read"
+            )))
+        }
+    };
+    Ok(Box::new(BufReader::with_capacity(
+        1 << 20,
+        Checked {
+            inner: text,
+            hasher: flate2::Crc::new(),
+            crc,
+            length,
+        },
+    )))
+}
+
+/// Checks a zip entry's CRC-32 and length when its data ends.
+struct Checked<R> {
+    inner: R,
+    hasher: flate2::Crc,
+    crc: u32,
+    length: u64,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if n == 0 && !buf.is_empty() {
+            let (got, len) = (self.hasher.sum(), u64::from(self.hasher.amount()));
+            if got != self.crc || (len & 0xffff_ffff) != (self.length & 0xffff_ffff) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "zip entry damaged: CRC-32 {got:08x} over {len} bytes, the archive says {:08x} over {}",
+                        self.crc, self.length
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Whether an error means the compressed stream ended early (a recorder killed mid-write).

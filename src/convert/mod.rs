@@ -9,11 +9,13 @@
 //! - [`order`]: hftbacktest's `correct_local_timestamp` and `correct_event_order`.
 //! - [`npy`]: the `.npz` writer (a zip holding `data.npy` with hftbacktest's structured dtype).
 //! - [`pipeline`]: a whole conversion: inputs in order, checks, progress bar, output.
+//! - [`spill`]: ordering more rows than the memory budget holds, through sorted runs on disk.
 
 pub mod hftbacktest;
 pub mod input;
 pub mod npy;
 pub mod order;
 pub mod pipeline;
+pub mod spill;
 
 pub use hftbacktest::{Event, EventBuilder};

@@ -45,6 +45,44 @@ pub fn put(out: &mut Vec<u8>, e: &Event) {
     out.extend_from_slice(&e.fval.to_le_bytes());
 }
 
+/// One row's bytes.
+pub fn encode(e: &Event) -> [u8; ROW] {
+    let mut b = [0u8; ROW];
+    let fields = [
+        e.ev.to_le_bytes(),
+        e.exch_ts.to_le_bytes(),
+        e.local_ts.to_le_bytes(),
+        e.px.to_le_bytes(),
+        e.qty.to_le_bytes(),
+        e.order_id.to_le_bytes(),
+        e.ival.to_le_bytes(),
+        e.fval.to_le_bytes(),
+    ];
+    for (chunk, f) in b.chunks_exact_mut(8).zip(fields) {
+        chunk.copy_from_slice(&f);
+    }
+    b
+}
+
+/// The row [`encode`] wrote.
+pub fn decode(b: &[u8; ROW]) -> Event {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        w
+    };
+    Event {
+        ev: u64::from_le_bytes(word(0)),
+        exch_ts: i64::from_le_bytes(word(1)),
+        local_ts: i64::from_le_bytes(word(2)),
+        px: f64::from_le_bytes(word(3)),
+        qty: f64::from_le_bytes(word(4)),
+        order_id: u64::from_le_bytes(word(5)),
+        ival: i64::from_le_bytes(word(6)),
+        fval: f64::from_le_bytes(word(7)),
+    }
+}
+
 /// Writes an `.npz` of `rows` events, produced by `fill` (which must emit exactly `rows`).
 pub fn write_npz(
     path: &Path,
@@ -112,5 +150,19 @@ mod tests {
         );
         assert_eq!(row.len(), ROW);
         assert_eq!(&row[24..32], &1.5f64.to_le_bytes());
+        let e = Event {
+            ev: 7,
+            exch_ts: -2,
+            local_ts: 3,
+            px: 1.25,
+            qty: -0.5,
+            order_id: 9,
+            ival: -11,
+            fval: f64::MIN_POSITIVE,
+        };
+        let mut row = Vec::new();
+        put(&mut row, &e);
+        assert_eq!(&encode(&e)[..], &row[..]);
+        assert_eq!(decode(&encode(&e)), e);
     }
 }

@@ -51,35 +51,48 @@ impl Views {
 }
 
 /// [`correct_event_order`] over precomputed [`Views`].
-pub fn merge(rows: &[Event], views: &Views, mut emit: impl FnMut(Event)) -> usize {
-    let (by_exch, by_local) = (&views.by_exch, &views.by_local);
-    let (mut ei, mut li, mut count) = (0usize, 0usize, 0usize);
+pub fn merge(rows: &[Event], views: &Views, emit: impl FnMut(Event)) -> usize {
+    merge_sorted(
+        views.by_exch.iter().map(|&i| rows[i as usize]),
+        views.by_local.iter().map(|&i| rows[i as usize]),
+        emit,
+    )
+}
+
+/// [`correct_event_order`] over the two orders given as streams: `by_exch` is the rows stably
+/// sorted by exchange time, `by_local` the same rows stably sorted by local time (from memory,
+/// or merged from sorted runs on disk). Returns how many rows it emitted.
+pub fn merge_sorted(
+    by_exch: impl Iterator<Item = Event>,
+    by_local: impl Iterator<Item = Event>,
+    mut emit: impl FnMut(Event),
+) -> usize {
+    let (mut by_exch, mut by_local) = (by_exch.peekable(), by_local.peekable());
+    let mut count = 0usize;
     let flagged = |r: &Event, flags: u64| Event {
         ev: r.ev | flags,
         ..*r
     };
     loop {
-        let e = by_exch.get(ei).map(|&i| &rows[i as usize]);
-        let l = by_local.get(li).map(|&i| &rows[i as usize]);
-        match (e, l) {
+        match (by_exch.peek(), by_local.peek()) {
             (Some(e), Some(l)) if e.exch_ts == l.exch_ts && e.local_ts == l.local_ts => {
                 emit(flagged(e, EXCH_EVENT | LOCAL_EVENT));
-                ei += 1;
-                li += 1;
+                by_exch.next();
+                by_local.next();
             }
             (Some(e), Some(l))
                 if (e.exch_ts == l.exch_ts && e.local_ts < l.local_ts) || e.exch_ts < l.exch_ts =>
             {
                 emit(flagged(e, EXCH_EVENT));
-                ei += 1;
+                by_exch.next();
             }
             (Some(e), None) => {
                 emit(flagged(e, EXCH_EVENT));
-                ei += 1;
+                by_exch.next();
             }
             (_, Some(l)) => {
                 emit(flagged(l, LOCAL_EVENT));
-                li += 1;
+                by_local.next();
             }
             (None, None) => break,
         }

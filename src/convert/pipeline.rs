@@ -2,8 +2,10 @@
 //! rows, check them against the tick and lot sizes, order them as hftbacktest requires and write
 //! the `.npz`; or write normalized JSON lines. Progress goes to a bar on a terminal.
 //!
-//! Memory: text is streamed; the rows themselves (64 bytes each, plus 8 bytes of sort indices)
-//! are held until ordering, because hftbacktest's ordering is a global sort by both timestamps.
+//! Memory: text is streamed; rows (64 bytes each, plus their sort indices) are held up to the
+//! memory budget (`max_memory`). When the budget is reached, hftbacktest's ordering (a global
+//! sort by both timestamps) goes through sorted runs on disk ([`super::spill`]); the output is the
+//! same bytes either way.
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -16,9 +18,13 @@ use super::hftbacktest::{Event, EventBuilder, DEPTH_CLEAR_EVENT};
 use super::input::{self, split};
 use super::npy::write_npz;
 use super::order::{correct_local_timestamp, merge, Views};
+use super::spill::{self, Spill};
+
+/// The default memory budget of a conversion (`--max-memory-mb`).
+pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
 
 /// Options of `convert --to hftbacktest`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Book depth to convert (default: the first book topic's).
     pub depth: Option<u16>,
@@ -34,6 +40,27 @@ pub struct Options {
     pub feed_latency_ns: i64,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Bytes of rows held in memory before sorted runs go to disk (buffers of a few MB come on
+    /// top).
+    pub max_memory: usize,
+    /// Where sorted runs go (default: the output's directory).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            depth: None,
+            symbol: None,
+            tick_size: None,
+            lot_size: None,
+            base_latency_ns: 0,
+            feed_latency_ns: 0,
+            progress: false,
+            max_memory: DEFAULT_MAX_MEMORY,
+            temp_dir: None,
+        }
+    }
 }
 
 /// What a conversion did.
@@ -53,6 +80,8 @@ pub struct Summary {
     pub symbol: Option<String>,
     /// Depth converted.
     pub depth: Option<u16>,
+    /// Sorted runs written to disk (0: ordered in memory).
+    pub spilled_runs: u64,
 }
 
 /// A conversion that cannot go on.
@@ -152,6 +181,20 @@ fn report_bad(summary: &mut Summary, path: &Path, line_no: u64, error: &dyn std:
     }
 }
 
+/// Rows a frame may add before the chunk is checked against its limit.
+const HEADROOM: usize = 4096;
+
+/// Grows `rows` for the next frame without ever reserving past `limit` (plus headroom): a
+/// doubling `Vec` would otherwise take up to twice the budget.
+fn grow(rows: &mut Vec<Event>, limit: usize) {
+    if rows.capacity() - rows.len() < HEADROOM {
+        let want = (rows.capacity() * 2)
+            .max(HEADROOM * 2)
+            .min(limit + HEADROOM);
+        rows.reserve_exact(want.saturating_sub(rows.len()));
+    }
+}
+
 fn off_grid(x: f64, step: f64) -> bool {
     let q = x / step;
     (q - q.round()).abs() > 1e-6 * q.abs().max(1.0)
@@ -167,12 +210,24 @@ pub fn to_hftbacktest(
     let mut summary = Summary::default();
     let mut builder = EventBuilder::new(opts.depth, opts.symbol.clone(), opts.feed_latency_ns);
     let mut rows: Vec<Event> = Vec::new();
+    let limit = spill::chunk_rows(opts.max_memory);
+    let temp_parent = match (&opts.temp_dir, output.parent()) {
+        (Some(d), _) => d.clone(),
+        (None, Some(p)) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let spill_error = |source: io::Error| ConvertError::Io {
+        path: temp_parent.clone(),
+        source,
+    };
+    let mut spill: Option<Spill> = None;
     each_line(
         inputs,
         &bar,
         &mut summary,
         |summary, path, line_no, line| {
             let Some(l) = split(line) else { return Ok(()) };
+            grow(&mut rows, limit);
             let before = rows.len();
             match builder.push(l.local_ns, l.json, &mut rows) {
                 Ok(()) => {}
@@ -209,9 +264,46 @@ pub fn to_hftbacktest(
                     }
                 }
             }
+            if rows.len() >= limit {
+                let s = match &mut spill {
+                    Some(s) => s,
+                    None => spill
+                        .insert(Spill::new(&temp_parent, opts.max_memory).map_err(spill_error)?),
+                };
+                s.push_chunk(&rows).map_err(spill_error)?;
+                rows.clear();
+            }
             Ok(())
         },
     )?;
+    if let Some(mut s) = spill {
+        // Over the budget: order through sorted runs on disk.
+        s.push_chunk(&rows).map_err(spill_error)?;
+        drop(rows);
+        bar.set_message(format!("ordering {} sorted runs", s.runs()));
+        summary.spilled_runs = s.runs() as u64;
+        let (events_path, events) = s.order(opts.base_latency_ns).map_err(spill_error)?;
+        bar.set_message("writing");
+        let mut replay_error = None;
+        let written = write_npz(output, events as usize, |emit| {
+            if let Err(e) = spill::replay(&events_path, emit) {
+                replay_error = Some(e);
+            }
+        });
+        if let Some(e) = replay_error {
+            return Err(spill_error(e));
+        }
+        written.map_err(|source| ConvertError::Io {
+            path: output.to_path_buf(),
+            source,
+        })?;
+        bar.finish_and_clear();
+        summary.rows = s.rows();
+        summary.events = events;
+        summary.symbol = builder.converted_symbol().map(str::to_string);
+        summary.depth = builder.depth;
+        return Ok(summary);
+    }
     if rows.len() > u32::MAX as usize {
         return Err(ConvertError::Input(format!(
             "{} rows exceed one file's limit of {}: convert fewer inputs at once",
