@@ -207,7 +207,11 @@ fn a_gap_while_the_refill_is_in_flight_is_refilled_again_after_it() {
     s.on_text(&book(BTC, "delta", 109, "99"), at(15), &books);
     assert_eq!(fetches(drain(&mut s)), 0, "one fetch per symbol at a time");
     s.on_recent_trades(BTC, Ok(vec![]), at(16));
-    assert_eq!(fetches(drain(&mut s)), 1, "asked again once the first is merged");
+    assert_eq!(
+        fetches(drain(&mut s)),
+        1,
+        "asked again once the first is merged"
+    );
     s.on_recent_trades(BTC, Ok(vec![]), at(17));
     assert_eq!(fetches(drain(&mut s)), 0, "then it is done");
 }
