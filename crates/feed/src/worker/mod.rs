@@ -19,6 +19,7 @@ pub mod child;
 pub mod forward;
 pub mod framing;
 pub mod options;
+mod pipe_out;
 pub mod raw;
 pub mod signals;
 pub mod state;
