@@ -249,7 +249,16 @@ async fn refused_subscription_is_loud_then_heals() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(saw_down || rig.count(|e| matches!(e, FeedEvent::Connected { .. })) >= 2);
-    assert!(rig.shared.health.snapshot().error_count >= 1);
+    // Counted: in process mode the count arrives with the worker's next health report, so wait
+    // for it (the deadline is only a hang guard).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while rig.shared.health.snapshot().error_count < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal was never counted as an error"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     rig.wait_for(i, RECOVER, "accepted again", |e| {
         matches!(e, FeedEvent::Connected { .. })
     })
