@@ -5,6 +5,7 @@
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
+//! - [`lines`]: A/B line arbitration: one feed over two redundant lines, merged.
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
 //! - [`raw_tap`]: the hook a recorder takes raw frames from (never blocks the feed).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
@@ -33,6 +34,7 @@ pub use hft_core::{backoff, book, normalized, protocol};
 
 pub mod feed;
 pub mod forwarded;
+pub mod lines;
 pub mod raw_tap;
 pub mod source;
 pub mod worker;

@@ -31,6 +31,13 @@ pub struct FeedSection {
     pub trades: bool,
     /// Events buffered for the consumer before the feed waits for it.
     pub queue_capacity: usize,
+    /// Redundant connections ("lines") per feed, merged: 1 or 2.
+    pub lines: u8,
+    /// With 2 lines: a line without market data this long (s) while the other delivers is
+    /// restarted.
+    pub line_stall_s: f64,
+    /// With 2 lines: a line this many book updates behind the other is restarted.
+    pub line_behind_updates: u64,
 }
 
 impl Default for FeedSection {
@@ -43,6 +50,9 @@ impl Default for FeedSection {
             depth: 50,
             trades: true,
             queue_capacity: 65_536,
+            lines: 1,
+            line_stall_s: 2.0,
+            line_behind_updates: 20_000,
         }
     }
 }
@@ -210,6 +220,21 @@ impl FeedConfig {
                     f.depth, f.category
                 ),
             ));
+        }
+        if !(1..=2).contains(&f.lines) {
+            return Err(bad(
+                "feed.lines",
+                format!("{} lines: use 1 (one connection) or 2 (A/B lines)", f.lines),
+            ));
+        }
+        if !(f.line_stall_s.is_finite() && f.line_stall_s > 0.0) {
+            return Err(bad(
+                "feed.line_stall_s",
+                format!("{} must be a positive number of seconds", f.line_stall_s),
+            ));
+        }
+        if f.line_behind_updates == 0 {
+            return Err(bad("feed.line_behind_updates", "must be at least 1"));
         }
         if f.depth == 0 && !f.trades {
             return Err(bad(
