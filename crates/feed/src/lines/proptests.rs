@@ -150,7 +150,7 @@ fn masks(n: usize) -> impl Strategy<Value = Vec<bool>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     /// One line has faults, the other delivers everything (at its own pace): the merged feed is
     /// the true sequence, exactly once, in order, without any reported hole.

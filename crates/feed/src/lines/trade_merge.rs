@@ -99,6 +99,8 @@ pub struct TradeMerge {
     seen: HashSet<String>,
     order: VecDeque<String>,
     last_ts_ms: Option<u64>,
+    /// (fill time, sequence) of the newest trade emitted.
+    last_key: Option<(u64, u64)>,
     /// Counters.
     pub stats: TradeStats,
 }
@@ -111,6 +113,7 @@ impl TradeMerge {
             seen: HashSet::new(),
             order: VecDeque::new(),
             last_ts_ms: None,
+            last_key: None,
             stats: TradeStats::default(),
         }
     }
@@ -262,15 +265,24 @@ impl TradeMerge {
         }
         let first = segment
             .iter()
-            .find(|t| !self.seen.contains(&t.id))
+            .find(|t| {
+                !self.seen.contains(&t.id)
+                    && self.last_key.is_none_or(|k| (t.ts_ms, t.seq.unwrap_or(0)) >= k)
+            })
             .map(|t| t.ts_ms);
         if let (Some(from_ms), Some(to_ms)) = (self.last_ts_ms, first) {
             out.items.push(Merged::Gap(MergedGap { from_ms, to_ms }));
         }
         for t in segment {
-            if !self.seen.contains(&t.id) {
-                self.emit(line, t, out);
+            if self.seen.contains(&t.id) {
+                continue;
             }
+            if self.last_key.is_some_and(|k| (t.ts_ms, t.seq.unwrap_or(0)) < k) {
+                // Older than the tape's head (the tape started later): not the tape's any more.
+                self.stats.discarded += 1;
+                continue;
+            }
+            self.emit(line, t, out);
         }
     }
 
@@ -329,5 +341,7 @@ impl TradeMerge {
         self.seen.insert(t.id.clone());
         self.order.push_back(t.id.clone());
         self.last_ts_ms = Some(self.last_ts_ms.map_or(t.ts_ms, |l| l.max(t.ts_ms)));
+        let key = (t.ts_ms, t.seq.unwrap_or(0));
+        self.last_key = Some(self.last_key.map_or(key, |k| k.max(key)));
     }
 }
