@@ -35,6 +35,9 @@ pub struct SoakArgs {
     /// Where each connection runs.
     #[arg(long, value_name = "process|in-process", default_value = "process")]
     pub isolation: Isolation,
+    /// Redundant connections per feed: 1, or 2 for A/B lines merged (default: `[feed] lines`).
+    #[arg(long, value_name = "1|2")]
+    pub lines: Option<u8>,
     /// Seed of the market and of the fault order.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub seed: u64,
@@ -94,6 +97,7 @@ fn service_config(
         data_dir: Some(dir.join("data")),
         listen: Some("127.0.0.1:0".into()),
         isolation: Some(args.isolation),
+        lines: args.lines,
         backfill_days: Some(0.0),
         ..Overrides::default()
     };

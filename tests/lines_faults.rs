@@ -1,0 +1,178 @@
+//! A/B lines (`[feed] lines = 2`) at 20,000 msg/s: every simulator fault on one line at a time
+//! (`"max_connections": 1`) loses and duplicates no trade against the journal and leaves the book
+//! equal to the true book; both lines down at once falls back to the lines' REST gap-fill and an
+//! explicit hole. Runs in-process here and in worker processes in `worker_lines_faults.rs` (same
+//! cases; process mode adds kill -9 of one line's worker).
+
+mod feed_common;
+
+use std::time::Duration;
+
+use feed_common::Rig;
+use hft_connector::cli::run::Isolation;
+use hft_connector::feed::FeedEvent;
+use hft_connector::lines::LineStatus;
+use hft_connector::protocol::Category;
+use hft_connector::sim::{FaultKind, FaultRequest, SimConfig, Simulator};
+
+const RATE: f64 = 20_000.0;
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start() -> Rig {
+    let sim = Simulator::start(SimConfig {
+        rate: RATE,
+        ..feed_common::sim_config(Category::Linear)
+    })
+    .await
+    .expect("simulator starts");
+    let mut cfg = feed_common::feed_config(&sim, Category::Linear);
+    cfg.feed.lines = 2;
+    cfg.feed.line_stall_s = 1.5;
+    let rig = Rig::with(sim, cfg, Category::Linear).await;
+    rig.until_flowing().await;
+    rig
+}
+
+fn lines(rig: &Rig) -> Vec<LineStatus> {
+    rig.monitor().lines()
+}
+
+/// Waits (polling the status the arbiter publishes) until `cond` holds.
+async fn until(rig: &Rig, what: &str, cond: impl Fn(&[LineStatus]) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let l = lines(rig);
+        if cond(&l) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {l:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn connects(l: &[LineStatus]) -> u64 {
+    l.iter().map(|l| l.connects + l.restarts).sum()
+}
+
+/// Both lines are live and each has delivered market data since `after` connects.
+async fn both_live_after(rig: &Rig, after: u64) {
+    until(rig, "both lines live again", |l| {
+        connects(l) > after && l.iter().all(|x| x.connected)
+    })
+    .await;
+}
+
+/// Waits for `n` more market events on the merged feed.
+async fn more_data(rig: &Rig, n: usize) {
+    let from = rig.len();
+    rig.wait_for(from + n, WAIT, "more market data", |e| e.is_market())
+        .await;
+}
+
+fn merged_gaps(rig: &Rig) -> usize {
+    rig.count(|e| matches!(e, FeedEvent::TradeGap { .. }))
+}
+
+fn merged_disconnects(rig: &Rig) -> usize {
+    rig.count(|e| matches!(e, FeedEvent::Disconnected { .. }))
+}
+
+/// Injects `req` at one line, waits until the line is back (or, for faults that do not end a
+/// connection, until data flowed on), and checks the feed never went down.
+async fn one_line(rig: &Rig, req: FaultRequest, reconnects: bool) {
+    let before = connects(&lines(rig));
+    let r = rig.sim.inject(req.clone().max_connections(1));
+    assert!(r.applied && r.connections == 1, "{req:?}: {r:?}");
+    if reconnects {
+        both_live_after(rig, before).await;
+    }
+    more_data(rig, 2_000).await;
+}
+
+async fn tour(rig: &Rig) {
+    one_line(rig, FaultRequest::new(FaultKind::Close), true).await;
+    one_line(rig, FaultRequest::new(FaultKind::Reset), true).await;
+    one_line(rig, FaultRequest::new(FaultKind::Stall).seconds(3.0), true).await;
+    one_line(rig, FaultRequest::new(FaultKind::Silence).seconds(3.0), true).await;
+    one_line(rig, FaultRequest::new(FaultKind::Malformed).count(20), false).await;
+    one_line(rig, FaultRequest::new(FaultKind::Slow).millis(200).seconds(2.0), false).await;
+    // Exchange-wide faults reach both lines; the merged book still never rewinds or skips.
+    for kind in [FaultKind::Gap, FaultKind::Restart] {
+        let r = rig.sim.inject(FaultRequest::new(kind));
+        assert!(r.applied, "{r:?}");
+        more_data(rig, 2_000).await;
+    }
+    // Faults that only bite a line that reconnects: break one line while they last.
+    for kind in [FaultKind::RejectSubscribe, FaultKind::Refuse, FaultKind::RestError] {
+        let before = connects(&lines(rig));
+        let r = rig.sim.inject(FaultRequest::new(kind).seconds(1.0).count(2));
+        assert!(r.applied, "{r:?}");
+        one_line(rig, FaultRequest::new(FaultKind::Close), false).await;
+        both_live_after(rig, before).await;
+        more_data(rig, 2_000).await;
+    }
+}
+
+fn assert_exact(rig: &Rig) {
+    rig.assert_tape_complete();
+    rig.assert_book_matches();
+    assert_eq!(merged_gaps(rig), 0, "no hole: the other line carried the tape");
+    assert_eq!(merged_disconnects(rig), 0, "one line down is degraded, not down");
+}
+
+async fn fault_tour_on_one_line_at_a_time(isolation: Isolation) {
+    let rig = start().await;
+    assert_eq!(rig.isolation, isolation);
+    tour(&rig).await;
+    if isolation == Isolation::Process {
+        for line in 0..2 {
+            let before = connects(&lines(&rig));
+            let pid = lines(&rig)[line].pid.expect("each line has its worker");
+            assert_ne!(lines(&rig)[1 - line].pid, Some(pid), "one worker per line");
+            std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .expect("kill runs");
+            both_live_after(&rig, before).await;
+            more_data(&rig, 2_000).await;
+        }
+    }
+    rig.quiesce().await;
+    assert_exact(&rig);
+    let l = lines(&rig);
+    assert!(l.iter().all(|x| x.connects >= 2), "every line was broken: {l:?}");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_tour_on_one_line_loses_and_duplicates_nothing() {
+    fault_tour_on_one_line_at_a_time(feed_common::default_isolation()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_lines_down_at_once_falls_back_to_rest_and_an_explicit_hole() {
+    let rig = start().await;
+    let before = connects(&lines(&rig));
+    let r = rig
+        .sim
+        .inject(FaultRequest::new(FaultKind::Stall).seconds(3.0));
+    assert_eq!(r.connections, 2, "{r:?}");
+    both_live_after(&rig, before).await;
+    more_data(&rig, 2_000).await;
+    rig.quiesce().await;
+    let trades = rig.trades();
+    let mut ids = std::collections::HashSet::new();
+    assert!(trades.iter().all(|t| ids.insert(t.id.clone())), "no duplicate");
+    assert!(trades.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "in order");
+    assert!(
+        rig.count(|e| matches!(e, FeedEvent::Trade(t) if t.recovered)) > 0,
+        "the lines refilled from REST"
+    );
+    // 3 s at 20,000 msg/s is more than REST's 1000 recent trades: the hole is reported.
+    assert!(merged_gaps(&rig) >= 1, "explicit hole");
+    rig.assert_book_matches();
+    rig.stop().await;
+}
