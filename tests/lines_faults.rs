@@ -21,6 +21,8 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn start() -> Rig {
     let sim = Simulator::start(SimConfig {
         rate: RATE,
+        // The whole tour stays in the journal the checks compare against.
+        journal_capacity: 1_000_000,
         ..feed_common::sim_config(Category::Linear)
     })
     .await
@@ -119,7 +121,12 @@ async fn tour(rig: &Rig) {
 fn assert_exact(rig: &Rig) {
     rig.assert_tape_complete();
     rig.assert_book_matches();
-    assert_eq!(merged_gaps(rig), 0, "no hole: the other line carried the tape");
+    assert_eq!(
+        merged_gaps(rig),
+        0,
+        "no hole: the other line carried the tape: {:?}",
+        rig.summary()
+    );
     assert_eq!(merged_disconnects(rig), 0, "one line down is degraded, not down");
 }
 
@@ -161,6 +168,11 @@ async fn both_lines_down_at_once_falls_back_to_rest_and_an_explicit_hole() {
         .inject(FaultRequest::new(FaultKind::Stall).seconds(3.0));
     assert_eq!(r.connections, 2, "{r:?}");
     both_live_after(&rig, before).await;
+    // 3 s at 20,000 msg/s is more than REST's 1000 recent trades: the hole is reported.
+    rig.wait_for(0, WAIT, "the merged hole", |e| {
+        matches!(e, FeedEvent::TradeGap { .. })
+    })
+    .await;
     more_data(&rig, 2_000).await;
     rig.quiesce().await;
     let trades = rig.trades();
@@ -169,9 +181,9 @@ async fn both_lines_down_at_once_falls_back_to_rest_and_an_explicit_hole() {
     assert!(trades.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "in order");
     assert!(
         rig.count(|e| matches!(e, FeedEvent::Trade(t) if t.recovered)) > 0,
-        "the lines refilled from REST"
+        "the lines refilled from REST: {:?}",
+        rig.summary()
     );
-    // 3 s at 20,000 msg/s is more than REST's 1000 recent trades: the hole is reported.
     assert!(merged_gaps(&rig) >= 1, "explicit hole");
     rig.assert_book_matches();
     rig.stop().await;

@@ -178,18 +178,29 @@ fn both_lines_down_at_once_the_holding_line_carries_on_after_an_explicit_gap() {
 }
 
 #[test]
-fn with_both_lines_connected_a_hole_on_each_waits_the_grace_period_then_promotes() {
+fn a_line_holding_alone_waits_the_grace_period_for_the_other_connected_line() {
     let mut arb = both_up();
     feed(&mut arb, A, FeedEvent::Trade(trade(1)));
     feed(&mut arb, A, gap());
     feed(&mut arb, B, gap());
     assert!(arb.on_event(B, FeedEvent::Trade(trade(7)), 100).events.is_empty());
-    assert!(arb.on_event(A, FeedEvent::Trade(trade(5)), 200).events.is_empty());
-    assert!(arb.on_tick(550, POLICY).events.is_empty(), "within the grace period");
-    // A's held trades start earlier: A carries the tape; B's 7 then proves B.
-    let step = arb.on_tick(700, POLICY);
-    assert_eq!(ids(&step.events), vec![5]);
+    assert!(arb.on_tick(550, POLICY).events.is_empty(), "A may still deliver");
+    let step = arb.on_tick(650, POLICY);
     assert!(matches!(step.events[0], FeedEvent::TradeGap { .. }));
+    assert_eq!(ids(&step.events), vec![7]);
+}
+
+#[test]
+fn with_both_lines_holding_the_earliest_held_run_carries_the_tape_at_once() {
+    let mut arb = both_up();
+    feed(&mut arb, A, FeedEvent::Trade(trade(1)));
+    feed(&mut arb, A, gap());
+    feed(&mut arb, B, gap());
+    assert!(arb.on_event(B, FeedEvent::Trade(trade(7)), 100).events.is_empty());
+    let step = arb.on_event(A, FeedEvent::Trade(trade(5)), 200);
+    assert!(matches!(step.events[0], FeedEvent::TradeGap { .. }));
+    assert_eq!(ids(&step.events), vec![5]);
+    // A's 7 is B's held 7: B continues the tape from there.
     assert_eq!(ids(&feed(&mut arb, A, FeedEvent::Trade(trade(7)))), vec![7]);
     assert!(arb.trade_merge("BTCUSDT").is_some_and(|m| m.in_sync(B)));
 }

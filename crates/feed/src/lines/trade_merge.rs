@@ -9,9 +9,9 @@
 //!   it delivers a trade the merged tape already has, or an in-sync line emits one it holds (its
 //!   held trades after that one are then emitted at once);
 //! - when no in-sync line is connected any more (both lines were down at once), the holding line
-//!   whose held trades start earliest is *promoted* (at once when no other line is connected,
-//!   else after a grace period in which the other line may still prove itself): its held trades
-//!   are emitted and the possible hole before them is reported.
+//!   whose held trades start earliest is *promoted* (at once when every other connected line
+//!   holds trades too, else after a grace period in which the other line may still deliver): its
+//!   held trades are emitted and the possible hole before them is reported.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -100,7 +100,7 @@ pub struct TradeMerge {
     order: VecDeque<String>,
     last_ts_ms: Option<u64>,
     /// (fill time, sequence) of the newest trade emitted.
-    last_key: Option<(u64, u64)>,
+    last_key: Option<(u64, Option<u64>)>,
     /// Counters.
     pub stats: TradeStats,
 }
@@ -225,15 +225,16 @@ impl TradeMerge {
         if self.any_usable(line, connected) {
             return None;
         }
-        let others_connected = connected
-            .iter()
-            .enumerate()
-            .any(|(i, c)| i != line && *c);
+        // A connected line that holds nothing yet may still deliver what this one missed; one
+        // that holds trades too cannot prove anything either: no reason to wait for it.
+        let may_deliver = self.lines.iter().enumerate().any(|(i, l)| {
+            i != line && connected.get(i).copied().unwrap_or(false) && l.held.is_empty()
+        });
         let waited = match (grace_ms, self.lines[line].held_since_ms) {
             (Some(g), Some(since)) => now_ms.saturating_sub(since) >= g,
             _ => false,
         };
-        (!others_connected || waited).then_some(line)
+        (!may_deliver || waited).then_some(line)
     }
 
     /// Whether a line other than `line` is in sync and connected.
@@ -258,37 +259,44 @@ impl TradeMerge {
                 segment.push(t);
             }
         }
-        // In sync unless the line announced a hole after this segment.
-        l.in_sync = l.held.is_empty() && first_seg == l.segment;
+        let current = l.held.is_empty() && first_seg == l.segment;
         if l.held.is_empty() {
             l.held_since_ms = None;
         }
-        let first = segment
-            .iter()
-            .find(|t| {
-                !self.seen.contains(&t.id)
-                    && self.last_key.is_none_or(|k| (t.ts_ms, t.seq.unwrap_or(0)) >= k)
-            })
-            .map(|t| t.ts_ms);
-        if let (Some(from_ms), Some(to_ms)) = (self.last_ts_ms, first) {
-            out.items.push(Merged::Gap(MergedGap { from_ms, to_ms }));
+        let fresh: Vec<TradeEvent> = segment
+            .into_iter()
+            .filter(|t| !self.seen.contains(&t.id))
+            .collect();
+        let (old, fresh): (Vec<_>, Vec<_>) = fresh.into_iter().partition(|t| self.behind_head(t));
+        // Older than the tape's head (the tape started later): not the tape's any more.
+        self.stats.discarded += old.len() as u64;
+        if let (Some(from_ms), Some(first)) = (self.last_ts_ms, fresh.first()) {
+            out.items.push(Merged::Gap(MergedGap {
+                from_ms,
+                to_ms: first.ts_ms,
+            }));
         }
-        for t in segment {
-            if self.seen.contains(&t.id) {
-                continue;
-            }
-            if self.last_key.is_some_and(|k| (t.ts_ms, t.seq.unwrap_or(0)) < k) {
-                // Older than the tape's head (the tape started later): not the tape's any more.
-                self.stats.discarded += 1;
-                continue;
-            }
+        // In sync when something of its current segment (no hole announced after it) was taken.
+        self.lines[line].in_sync = current && !fresh.is_empty();
+        for t in fresh {
             self.emit(line, t, out);
+        }
+    }
+
+    /// Whether `t` lies before the newest trade emitted (fill time, then sequence when both have
+    /// one).
+    fn behind_head(&self, t: &TradeEvent) -> bool {
+        match self.last_key {
+            None => false,
+            Some((ts, seq)) => {
+                t.ts_ms < ts || (t.ts_ms == ts && matches!((t.seq, seq), (Some(a), Some(b)) if a < b))
+            }
         }
     }
 
     /// Emits `t` (unseen) and lets holding lines that hold it join the tape.
     fn emit(&mut self, line: usize, t: TradeEvent, out: &mut TradeOutput) {
-        if self.last_ts_ms.is_some_and(|last| t.ts_ms < last) {
+        if self.behind_head(&t) {
             // Older than the tape's head and forgotten by the bounded id set: a late repeat.
             self.stats.duplicates += 1;
             return;
@@ -341,7 +349,7 @@ impl TradeMerge {
         self.seen.insert(t.id.clone());
         self.order.push_back(t.id.clone());
         self.last_ts_ms = Some(self.last_ts_ms.map_or(t.ts_ms, |l| l.max(t.ts_ms)));
-        let key = (t.ts_ms, t.seq.unwrap_or(0));
+        let key = (t.ts_ms, t.seq);
         self.last_key = Some(self.last_key.map_or(key, |k| k.max(key)));
     }
 }
