@@ -432,3 +432,23 @@ fn held_trades_are_bounded() {
     assert_eq!(m.held(B), HELD_CAPACITY);
     assert_eq!(m.stats.overflow, 10);
 }
+
+#[test]
+fn a_held_trade_the_tape_moved_past_is_reported_as_a_hole_never_dropped_silently() {
+    let mut arb = both_up();
+    feed(&mut arb, A, FeedEvent::Trade(trade(1)));
+    feed(&mut arb, B, gap());
+    assert!(feed(&mut arb, B, FeedEvent::Trade(trade(5))).is_empty());
+    // A's tape skipped 5 without saying so; B then reaches 6, which the tape has.
+    feed(&mut arb, A, FeedEvent::Trade(trade(6)));
+    let out = feed(&mut arb, B, FeedEvent::Trade(trade(6)));
+    assert_eq!(
+        out,
+        vec![FeedEvent::TradeGap {
+            symbol: "BTCUSDT".into(),
+            from_ms: trade(5).ts_ms,
+            to_ms: trade(5).ts_ms
+        }]
+    );
+    assert_eq!(arb.trade_merge("BTCUSDT").map(|m| m.stats.discarded), Some(1));
+}

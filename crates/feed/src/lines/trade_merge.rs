@@ -101,6 +101,8 @@ pub struct TradeMerge {
     last_ts_ms: Option<u64>,
     /// (fill time, sequence) of the newest trade emitted.
     last_key: Option<(u64, Option<u64>)>,
+    /// ... and of the first: where the tape starts.
+    first_key: Option<(u64, Option<u64>)>,
     /// Counters.
     pub stats: TradeStats,
 }
@@ -114,6 +116,7 @@ impl TradeMerge {
             order: VecDeque::new(),
             last_ts_ms: None,
             last_key: None,
+            first_key: None,
             stats: TradeStats::default(),
         }
     }
@@ -167,7 +170,9 @@ impl TradeMerge {
             if !l.in_sync {
                 // Its tape reached a trade the merged tape has: everything after continues it.
                 l.in_sync = true;
-                self.stats.discarded += l.clear_held();
+                let dropped: Vec<TradeEvent> = l.held.drain(..).map(|h| h.1).collect();
+                l.clear_held();
+                self.discard(line, dropped, &mut out);
             }
             return out;
         }
@@ -270,6 +275,7 @@ impl TradeMerge {
         let (old, fresh): (Vec<_>, Vec<_>) = fresh.into_iter().partition(|t| self.behind_head(t));
         // Older than the tape's head (the tape started later): not the tape's any more.
         self.stats.discarded += old.len() as u64;
+        tracing::debug!(event = "lines_promote", line, old = old.len(), fresh = fresh.len(), current);
         if let (Some(from_ms), Some(first)) = (self.last_ts_ms, fresh.first()) {
             out.items.push(Merged::Gap(MergedGap {
                 from_ms,
@@ -280,6 +286,24 @@ impl TradeMerge {
         self.lines[line].in_sync = current && !fresh.is_empty();
         for t in fresh {
             self.emit(line, t, out);
+        }
+    }
+
+    /// Held trades of `line` the merged tape moved past without them: lost, so reported as a
+    /// hole unless they predate the tape's first trade (a line that started earlier).
+    fn discard(&mut self, line: usize, dropped: Vec<TradeEvent>, out: &mut TradeOutput) {
+        self.stats.discarded += dropped.len() as u64;
+        let start = self.first_key;
+        let lost: Vec<&TradeEvent> = dropped
+            .iter()
+            .filter(|t| start.is_none_or(|k| (t.ts_ms, t.seq) >= k))
+            .collect();
+        if let (Some(first), Some(last)) = (lost.first(), lost.last()) {
+            tracing::debug!(event = "lines_held_discarded", line, n = lost.len());
+            out.items.push(Merged::Gap(MergedGap {
+                from_ms: first.ts_ms,
+                to_ms: last.ts_ms,
+            }));
         }
     }
 
@@ -298,6 +322,7 @@ impl TradeMerge {
     fn emit(&mut self, line: usize, t: TradeEvent, out: &mut TradeOutput) {
         if self.behind_head(&t) {
             // Older than the tape's head and forgotten by the bounded id set: a late repeat.
+            tracing::debug!(event = "lines_trade_late", line, id = %t.id, ts_ms = t.ts_ms, head = ?self.last_key);
             self.stats.duplicates += 1;
             return;
         }
@@ -312,13 +337,14 @@ impl TradeMerge {
             }
             // `other` holds the trade just emitted: the rest of that segment continues the tape.
             let mut seg = None;
+            let mut dropped = Vec::new();
             while let Some((s, h)) = o.held.pop_front() {
                 o.held_ids.remove(&h.id);
                 if h.id == id {
                     seg = Some(s);
                     break;
                 }
-                self.stats.discarded += 1;
+                dropped.push(h);
             }
             let mut after = Vec::new();
             while o.held.front().is_some_and(|h| Some(h.0) == seg) {
@@ -332,6 +358,7 @@ impl TradeMerge {
             if o.held.is_empty() {
                 o.held_since_ms = None;
             }
+            self.discard(other, dropped, out);
             for h in after {
                 if !self.seen.contains(&h.id) {
                     self.emit(other, h, out);
@@ -350,6 +377,7 @@ impl TradeMerge {
         self.order.push_back(t.id.clone());
         self.last_ts_ms = Some(self.last_ts_ms.map_or(t.ts_ms, |l| l.max(t.ts_ms)));
         let key = (t.ts_ms, t.seq);
+        self.first_key.get_or_insert(key);
         self.last_key = Some(self.last_key.map_or(key, |k| k.max(key)));
     }
 }
