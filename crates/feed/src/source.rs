@@ -160,6 +160,14 @@ impl FeedSource {
         }
     }
 
+    /// Each line's state when the feed runs over redundant lines (empty otherwise).
+    pub fn lines(&self) -> Vec<LineStatus> {
+        match self {
+            FeedSource::Lines(f) => f.lines(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Stops the feed (in process mode: the worker gets SIGTERM, SIGKILL after a grace period).
     pub async fn shutdown(self) {
         match self {

@@ -9,7 +9,7 @@
 //! - `GET /api/book/{symbol}`, `GET /api/trades/{symbol}` ([`market`]).
 //! - `GET /api/candles/{symbol}` ([`candles`]).
 //! - `GET /api/events`: Server-Sent Events ([`stream`]).
-//! - `GET /metrics`: Prometheus text format ([`prometheus`]).
+//! - `GET /metrics`: Prometheus text format ([`prometheus`]; A/B lines: [`prometheus_lines`]).
 //! - State-changing routes the service adds with [`router_with`] sit behind the bearer-token guard
 //!   ([`auth`]).
 //!
@@ -23,6 +23,7 @@ pub mod error;
 pub mod feeds;
 pub mod market;
 pub mod prometheus;
+pub mod prometheus_lines;
 pub mod routes;
 pub mod status;
 pub mod stream;

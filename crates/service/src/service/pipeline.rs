@@ -33,6 +33,10 @@ pub trait EventSource: Send {
     fn worker_restarts(&self) -> u64;
     /// The current book of `symbol`.
     fn book(&self, symbol: &str) -> Option<OrderBook>;
+    /// Each line of an A/B feed (empty with one line).
+    fn lines(&self) -> Vec<crate::lines::LineStatus> {
+        Vec::new()
+    }
 }
 
 impl EventSource for FeedHandle {
@@ -68,6 +72,9 @@ impl EventSource for crate::source::FeedSource {
     }
     fn book(&self, symbol: &str) -> Option<OrderBook> {
         crate::source::FeedSource::book(self, symbol)
+    }
+    fn lines(&self) -> Vec<crate::lines::LineStatus> {
+        crate::source::FeedSource::lines(self)
     }
 }
 
@@ -417,11 +424,13 @@ impl<S: EventSource> Pipeline<S> {
         let h = self.source.health();
         let pid = self.source.pid();
         let restarts = self.source.worker_restarts();
+        let lines = self.source.lines();
         for s in &self.symbols {
             let key = self.key(s);
             self.state.update_status(&key, |st| {
                 st.apply_health(&h, pid);
                 st.worker_restarts = restarts;
+                st.lines.clone_from(&lines);
                 true
             });
             if last_status.get(s) != Some(&h.status) {
