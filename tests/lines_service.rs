@@ -77,6 +77,10 @@ async fn status_and_metrics_show_each_line_and_a_line_down_is_degraded_not_down(
     assert_eq!(feed["status"], "connected");
     assert_eq!(feed["lines"][0]["line"], "a");
     assert_eq!(feed["lines"][1]["line"], "b");
+    let html = get(&format!("{base}/")).await;
+    assert!(html.contains("/assets/lines.js") && html.contains("id=\"lines\""));
+    let js = get(&format!("{base}/assets/lines.js")).await;
+    assert!(js.contains("line \" + l.line") || js.contains("Lines: "), "the pill's script");
 
     // Break the oldest line: it reconnects only after 2 s, meanwhile the feed is degraded.
     let r = sim.inject(FaultRequest::new(FaultKind::Close).max_connections(1));

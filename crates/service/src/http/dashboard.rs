@@ -17,6 +17,8 @@ pub const EVENTS_JS: &str = include_str!("assets/dashboard-events.js");
 pub const BOOK_JS: &str = include_str!("assets/dashboard-book.js");
 /// The sinks pill's script.
 pub const SINKS_JS: &str = include_str!("assets/sinks.js");
+/// The A/B lines pill.
+pub const LINES_JS: &str = include_str!("assets/lines.js");
 /// Its stylesheet.
 pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 
@@ -65,6 +67,11 @@ pub async fn book_script() -> Response {
 /// `GET /assets/sinks.js`.
 pub async fn sinks_script() -> Response {
     asset("text/javascript; charset=utf-8", SINKS_JS)
+}
+
+/// `GET /assets/lines.js`.
+pub async fn lines_script() -> Response {
+    asset("text/javascript; charset=utf-8", LINES_JS)
 }
 
 /// `GET /assets/dashboard.css`.

@@ -100,6 +100,7 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
         .route("/assets/dashboard-book.js", get(dashboard::book_script))
         .route("/assets/dashboard.css", get(dashboard::stylesheet))
         .route("/assets/sinks.js", get(dashboard::sinks_script))
+        .route("/assets/lines.js", get(dashboard::lines_script))
         .route("/health", get(status::get_health))
         .route("/api/status", get(status::get_status))
         .route("/api/events/recent", get(status::get_recent_events))
