@@ -145,7 +145,12 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .map(|line| hft_connector::lines::LineStatus {
                 line: line.into(),
-                status: if line == "a" { "connected" } else { "disconnected" }.into(),
+                status: if line == "a" {
+                    "connected"
+                } else {
+                    "disconnected"
+                }
+                .into(),
                 connected: line == "a",
                 in_sync: line == "a",
                 connects: 1,

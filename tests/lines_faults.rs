@@ -125,9 +125,24 @@ async fn tour(rig: &Rig) {
     one_line(rig, FaultRequest::new(FaultKind::Close), true).await;
     one_line(rig, FaultRequest::new(FaultKind::Reset), true).await;
     one_line(rig, FaultRequest::new(FaultKind::Stall).seconds(3.0), true).await;
-    one_line(rig, FaultRequest::new(FaultKind::Silence).seconds(3.0), true).await;
-    one_line(rig, FaultRequest::new(FaultKind::Malformed).count(20), false).await;
-    one_line(rig, FaultRequest::new(FaultKind::Slow).millis(200).seconds(2.0), false).await;
+    one_line(
+        rig,
+        FaultRequest::new(FaultKind::Silence).seconds(3.0),
+        true,
+    )
+    .await;
+    one_line(
+        rig,
+        FaultRequest::new(FaultKind::Malformed).count(20),
+        false,
+    )
+    .await;
+    one_line(
+        rig,
+        FaultRequest::new(FaultKind::Slow).millis(200).seconds(2.0),
+        false,
+    )
+    .await;
     // Exchange-wide faults reach both lines; the merged book still never rewinds or skips.
     for kind in [FaultKind::Gap, FaultKind::Restart] {
         let r = rig.sim.inject(FaultRequest::new(kind));
@@ -136,9 +151,15 @@ async fn tour(rig: &Rig) {
         whole(rig).await;
     }
     // Faults that only bite a line that reconnects: break one line while they last.
-    for kind in [FaultKind::RejectSubscribe, FaultKind::Refuse, FaultKind::RestError] {
+    for kind in [
+        FaultKind::RejectSubscribe,
+        FaultKind::Refuse,
+        FaultKind::RestError,
+    ] {
         let before = connects(&lines(rig));
-        let r = rig.sim.inject(FaultRequest::new(kind).seconds(1.0).count(2));
+        let r = rig
+            .sim
+            .inject(FaultRequest::new(kind).seconds(1.0).count(2));
         assert!(r.applied, "{r:?}");
         one_line(rig, FaultRequest::new(FaultKind::Close), false).await;
         both_live_after(rig, before).await;
@@ -151,7 +172,9 @@ async fn tour(rig: &Rig) {
 fn lost_ranges(rig: &Rig) -> Vec<(u64, u64, usize)> {
     let got: std::collections::HashSet<String> = rig.trades().into_iter().map(|t| t.id).collect();
     let first = rig.trades().first().map_or(0, |t| t.ts_ms);
-    let journal = rig.sim.journal(Some(feed_common::SYMBOL), Some("trade"), None);
+    let journal = rig
+        .sim
+        .journal(Some(feed_common::SYMBOL), Some("trade"), None);
     let mut out: Vec<(u64, u64, usize)> = Vec::new();
     for e in journal {
         let hft_connector::normalized::Event::Trade(t) = e else {
@@ -187,7 +210,11 @@ fn assert_exact(rig: &Rig) {
         "no hole: the other line carried the tape: {:?}",
         rig.summary()
     );
-    assert_eq!(merged_disconnects(rig), 0, "one line down is degraded, not down");
+    assert_eq!(
+        merged_disconnects(rig),
+        0,
+        "one line down is degraded, not down"
+    );
 }
 
 async fn fault_tour_on_one_line_at_a_time(isolation: Isolation) {
@@ -212,7 +239,10 @@ async fn fault_tour_on_one_line_at_a_time(isolation: Isolation) {
     rig.quiesce().await;
     assert_exact(&rig);
     let l = lines(&rig);
-    assert!(l.iter().all(|x| x.connects >= 2), "every line was broken: {l:?}");
+    assert!(
+        l.iter().all(|x| x.connects >= 2),
+        "every line was broken: {l:?}"
+    );
     rig.stop().await;
 }
 
@@ -239,8 +269,14 @@ async fn both_lines_down_at_once_falls_back_to_rest_and_an_explicit_hole() {
     rig.quiesce().await;
     let trades = rig.trades();
     let mut ids = std::collections::HashSet::new();
-    assert!(trades.iter().all(|t| ids.insert(t.id.clone())), "no duplicate");
-    assert!(trades.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms), "in order");
+    assert!(
+        trades.iter().all(|t| ids.insert(t.id.clone())),
+        "no duplicate"
+    );
+    assert!(
+        trades.windows(2).all(|w| w[0].ts_ms <= w[1].ts_ms),
+        "in order"
+    );
     assert!(
         rig.count(|e| matches!(e, FeedEvent::Trade(t) if t.recovered)) > 0,
         "the lines refilled from REST: {:?}",

@@ -65,13 +65,15 @@ async fn status_and_metrics_show_each_line_and_a_line_down_is_degraded_not_down(
     cfg.health.check_interval_s = 0.1;
     cfg.reconnect.initial_delay_s = 2.0;
     cfg.reconnect.max_delay_s = 2.0;
-    let running = hft_connector::app::start_service(cfg).await.expect("starts");
+    let running = hft_connector::app::start_service(cfg)
+        .await
+        .expect("starts");
     let base = format!("http://{}", running.addr);
 
     let feed = until(&base, "both lines up", |f| {
-        f["lines"].as_array().is_some_and(|l| {
-            l.len() == 2 && l.iter().all(|x| x["connected"] == true)
-        })
+        f["lines"]
+            .as_array()
+            .is_some_and(|l| l.len() == 2 && l.iter().all(|x| x["connected"] == true))
     })
     .await;
     assert_eq!(feed["status"], "connected");
@@ -80,7 +82,10 @@ async fn status_and_metrics_show_each_line_and_a_line_down_is_degraded_not_down(
     let html = get(&format!("{base}/")).await;
     assert!(html.contains("/assets/lines.js") && html.contains("id=\"lines\""));
     let js = get(&format!("{base}/assets/lines.js")).await;
-    assert!(js.contains("line \" + l.line") || js.contains("Lines: "), "the pill's script");
+    assert!(
+        js.contains("line \" + l.line") || js.contains("Lines: "),
+        "the pill's script"
+    );
 
     // Break the oldest line: it reconnects only after 2 s, meanwhile the feed is degraded.
     let r = sim.inject(FaultRequest::new(FaultKind::Close).max_connections(1));
@@ -91,7 +96,10 @@ async fn status_and_metrics_show_each_line_and_a_line_down_is_degraded_not_down(
             .is_some_and(|l| l.iter().filter(|x| x["connected"] == false).count() == 1)
     })
     .await;
-    assert_eq!(feed["status"], "connected", "one line down is not the feed down");
+    assert_eq!(
+        feed["status"], "connected",
+        "one line down is not the feed down"
+    );
     let metrics = get(&format!("{base}/metrics")).await;
     let down = metrics
         .lines()

@@ -29,7 +29,10 @@ fn the_wire_form_names_max_connections() {
         serde_json::from_str(r#"{"kind":"reset","max_connections":1}"#).expect("valid request");
     assert_eq!(req, FaultRequest::new(FaultKind::Reset).max_connections(1));
     let req: FaultRequest = serde_json::from_str(r#"{"kind":"reset"}"#).expect("valid request");
-    assert_eq!(req.max_connections, None, "absent: every matching connection");
+    assert_eq!(
+        req.max_connections, None,
+        "absent: every matching connection"
+    );
 }
 
 #[tokio::test]

@@ -8,10 +8,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::book::OrderBook;
-use crate::lines::{LineStatus, LinesFeed, LinesShared};
 use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
+use crate::lines::{LineStatus, LinesFeed, LinesShared};
 use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
 
 /// How each exchange connection runs.

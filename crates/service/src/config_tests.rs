@@ -165,12 +165,22 @@ fn lines_come_from_the_file_the_environment_or_the_flag_and_are_checked() {
     assert_eq!((c.feed.lines, c.feeds()[0].feed.lines), (2, 2));
     let mut a = args();
     a.lines = Some(1);
-    assert_eq!(ServiceConfig::load(&a, env).unwrap().feed.lines, 1, "the flag wins");
+    assert_eq!(
+        ServiceConfig::load(&a, env).unwrap().feed.lines,
+        1,
+        "the flag wins"
+    );
     a.lines = Some(3);
     let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
     assert_eq!(e.field, "feed.lines");
-    assert!(e.reason.contains("use 1") && e.reason.contains("or 2"), "{e}");
-    let env = vec![("HFT_CONNECTOR_FEED_LINE_STALL_S".to_string(), "0".to_string())];
+    assert!(
+        e.reason.contains("use 1") && e.reason.contains("or 2"),
+        "{e}"
+    );
+    let env = vec![(
+        "HFT_CONNECTOR_FEED_LINE_STALL_S".to_string(),
+        "0".to_string(),
+    )];
     let e = ServiceConfig::load(&args(), env).unwrap_err();
     assert_eq!(e.field, "feed.line_stall_s");
 }

@@ -1,17 +1,18 @@
-//! Unit tests of the arbiter: trades, books, lifecycle and lag, one rule at a time.
+//! Unit tests of the arbiter's trades and lifecycle, one rule at a time (books and lag:
+//! `book_tests.rs`), and the helpers both files use.
 
 use rust_decimal::Decimal;
 
 use super::arbiter::{Arbiter, Lag, LagPolicy, LineNote};
 use super::trade_merge::{TradeMerge, HELD_CAPACITY, SEEN_CAPACITY};
-use crate::feed::{DisconnectReason, FeedEvent, ResyncReason};
+use crate::feed::{DisconnectReason, FeedEvent};
 use crate::normalized::{BookEvent, TradeEvent};
 use crate::protocol::ws::BookKind;
 use crate::protocol::ws::Side;
 
-const A: usize = 0;
-const B: usize = 1;
-const POLICY: LagPolicy = LagPolicy {
+pub(super) const A: usize = 0;
+pub(super) const B: usize = 1;
+pub(super) const POLICY: LagPolicy = LagPolicy {
     stall_ms: 1000,
     max_behind_updates: 50,
     promote_after_ms: 500,
@@ -53,7 +54,7 @@ pub(super) fn book(kind: BookKind, u: u64, ts_ms: u64) -> BookEvent {
     }
 }
 
-fn connected() -> FeedEvent {
+pub(super) fn connected() -> FeedEvent {
     FeedEvent::Connected {
         category: "linear".into(),
         symbols: vec!["BTCUSDT".into()],
@@ -61,7 +62,7 @@ fn connected() -> FeedEvent {
     }
 }
 
-fn down() -> FeedEvent {
+pub(super) fn down() -> FeedEvent {
     FeedEvent::Disconnected {
         reason: DisconnectReason::ClosedByServer,
     }
@@ -75,7 +76,7 @@ fn gap() -> FeedEvent {
     }
 }
 
-fn both_up() -> Arbiter {
+pub(super) fn both_up() -> Arbiter {
     let mut arb = Arbiter::new(2, "linear", &["BTCUSDT".to_string()]);
     arb.on_event(A, connected(), 0);
     arb.on_event(B, connected(), 0);
@@ -93,7 +94,7 @@ fn ids(events: &[FeedEvent]) -> Vec<u64> {
         .collect()
 }
 
-fn us(events: &[FeedEvent]) -> Vec<u64> {
+pub(super) fn us(events: &[FeedEvent]) -> Vec<u64> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -103,7 +104,7 @@ fn us(events: &[FeedEvent]) -> Vec<u64> {
         .collect()
 }
 
-fn feed(arb: &mut Arbiter, line: usize, ev: FeedEvent) -> Vec<FeedEvent> {
+pub(super) fn feed(arb: &mut Arbiter, line: usize, ev: FeedEvent) -> Vec<FeedEvent> {
     arb.on_event(line, ev, 0).events
 }
 
@@ -125,9 +126,15 @@ fn a_line_with_a_hole_holds_its_trades_until_it_proves_it_continues_the_tape() {
     let mut out = feed(&mut arb, A, FeedEvent::Trade(trade(1)));
     out.extend(feed(&mut arb, B, FeedEvent::Trade(trade(1))));
     // B lost 2..4 and says so; it then runs ahead of A.
-    assert!(feed(&mut arb, B, gap()).is_empty(), "the line's hole is not the feed's");
+    assert!(
+        feed(&mut arb, B, gap()).is_empty(),
+        "the line's hole is not the feed's"
+    );
     for i in [5, 6] {
-        assert!(feed(&mut arb, B, FeedEvent::Trade(trade(i))).is_empty(), "held");
+        assert!(
+            feed(&mut arb, B, FeedEvent::Trade(trade(i))).is_empty(),
+            "held"
+        );
     }
     assert_eq!(arb.trade_merge("BTCUSDT").map(|m| m.held(B)), Some(2));
     for i in [2, 3, 4, 5] {
@@ -162,7 +169,10 @@ fn both_lines_down_at_once_the_holding_line_carries_on_after_an_explicit_gap() {
     assert!(feed(&mut arb, B, FeedEvent::Trade(trade(9))).is_empty());
     let step = arb.on_event(A, down(), 0);
     assert!(
-        !step.events.iter().any(|e| matches!(e, FeedEvent::Disconnected { .. })),
+        !step
+            .events
+            .iter()
+            .any(|e| matches!(e, FeedEvent::Disconnected { .. })),
         "B is still connected: degraded, not disconnected"
     );
     let gap_event = step.events.iter().find_map(|e| match e {
@@ -183,8 +193,14 @@ fn a_line_holding_alone_waits_the_grace_period_for_the_other_connected_line() {
     feed(&mut arb, A, FeedEvent::Trade(trade(1)));
     feed(&mut arb, A, gap());
     feed(&mut arb, B, gap());
-    assert!(arb.on_event(B, FeedEvent::Trade(trade(7)), 100).events.is_empty());
-    assert!(arb.on_tick(550, POLICY).events.is_empty(), "A may still deliver");
+    assert!(arb
+        .on_event(B, FeedEvent::Trade(trade(7)), 100)
+        .events
+        .is_empty());
+    assert!(
+        arb.on_tick(550, POLICY).events.is_empty(),
+        "A may still deliver"
+    );
     let step = arb.on_tick(650, POLICY);
     assert!(matches!(step.events[0], FeedEvent::TradeGap { .. }));
     assert_eq!(ids(&step.events), vec![7]);
@@ -196,7 +212,10 @@ fn with_both_lines_holding_the_earliest_held_run_carries_the_tape_at_once() {
     feed(&mut arb, A, FeedEvent::Trade(trade(1)));
     feed(&mut arb, A, gap());
     feed(&mut arb, B, gap());
-    assert!(arb.on_event(B, FeedEvent::Trade(trade(7)), 100).events.is_empty());
+    assert!(arb
+        .on_event(B, FeedEvent::Trade(trade(7)), 100)
+        .events
+        .is_empty());
     let step = arb.on_event(A, FeedEvent::Trade(trade(5)), 200);
     assert!(matches!(step.events[0], FeedEvent::TradeGap { .. }));
     assert_eq!(ids(&step.events), vec![5]);
@@ -214,7 +233,10 @@ fn the_first_trade_starts_the_tape_without_a_gap() {
     // A started earlier than B's first trade: its older trades are not the tape's.
     assert!(feed(&mut arb, A, FeedEvent::Trade(trade(39))).is_empty());
     assert!(feed(&mut arb, A, FeedEvent::Trade(trade(40))).is_empty());
-    assert_eq!(ids(&feed(&mut arb, A, FeedEvent::Trade(trade(41)))), vec![41]);
+    assert_eq!(
+        ids(&feed(&mut arb, A, FeedEvent::Trade(trade(41)))),
+        vec![41]
+    );
 }
 
 #[test]
@@ -255,27 +277,44 @@ fn recovered_trades_are_reported_only_for_what_the_merged_tape_took() {
         from_ms: 0,
         to_ms: 0,
     };
-    assert!(feed(&mut arb, A, none).is_empty(), "A's recovery added nothing");
+    assert!(
+        feed(&mut arb, A, none).is_empty(),
+        "A's recovery added nothing"
+    );
 }
 
 #[test]
 fn the_feed_is_connected_while_any_line_is() {
     let mut arb = Arbiter::new(2, "linear", &["BTCUSDT".to_string()]);
     let step = arb.on_event(A, connected(), 0);
-    assert!(matches!(step.events[..], [FeedEvent::Connected { connection: 1, .. }]));
+    assert!(matches!(
+        step.events[..],
+        [FeedEvent::Connected { connection: 1, .. }]
+    ));
     assert!(arb.on_event(B, connected(), 0).events.is_empty());
     let step = arb.on_event(A, down(), 0);
     assert!(step.events.is_empty(), "one line down: degraded");
     assert!(matches!(
         step.notes[..],
-        [LineNote::Down { line: A, live_lines: 1, .. }]
+        [LineNote::Down {
+            line: A,
+            live_lines: 1,
+            ..
+        }]
     ));
     assert!(arb.on_event(A, connected(), 0).events.is_empty());
     arb.on_event(A, down(), 0);
     let step = arb.on_event(B, down(), 0);
-    assert_eq!(step.events, vec![down()], "both down: the feed is disconnected");
+    assert_eq!(
+        step.events,
+        vec![down()],
+        "both down: the feed is disconnected"
+    );
     let step = arb.on_event(B, connected(), 0);
-    assert!(matches!(step.events[..], [FeedEvent::Connected { connection: 2, .. }]));
+    assert!(matches!(
+        step.events[..],
+        [FeedEvent::Connected { connection: 2, .. }]
+    ));
 }
 
 #[test]
@@ -294,103 +333,6 @@ fn stale_and_refusals_reach_the_feed_only_when_no_other_line_is_connected() {
 }
 
 #[test]
-fn each_book_update_is_emitted_once_and_a_late_snapshot_never_rewinds() {
-    let mut arb = both_up();
-    let mut out = feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 10, 100)));
-    out.extend(feed(&mut arb, A, FeedEvent::Book(book(BookKind::Delta, 11, 101))));
-    out.extend(feed(&mut arb, A, FeedEvent::Book(book(BookKind::Delta, 12, 102))));
-    // B subscribed later: its snapshot is older than A's book.
-    out.extend(feed(&mut arb, B, FeedEvent::Book(book(BookKind::Snapshot, 11, 101))));
-    out.extend(feed(&mut arb, B, FeedEvent::Book(book(BookKind::Delta, 12, 102))));
-    out.extend(feed(&mut arb, B, FeedEvent::Book(book(BookKind::Delta, 13, 103))));
-    out.extend(feed(&mut arb, A, FeedEvent::Book(book(BookKind::Delta, 13, 103))));
-    assert_eq!(us(&out), vec![10, 11, 12, 13]);
-    assert_eq!(arb.book_leader("BTCUSDT"), Some(B), "B delivered 13 first");
-    // A snapshot ahead of the merged book (B fell behind) moves it forward.
-    let out = feed(&mut arb, B, FeedEvent::Book(book(BookKind::Snapshot, 20, 110)));
-    assert_eq!(us(&out), vec![20]);
-    assert!(feed(&mut arb, A, FeedEvent::Book(book(BookKind::Delta, 14, 104))).is_empty());
-    assert_eq!(arb.book_merge("BTCUSDT").and_then(|b| b.behind(A)), Some(6));
-}
-
-#[test]
-fn an_exchange_restart_starts_a_new_epoch_once() {
-    let mut arb = both_up();
-    feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 500, 100)));
-    feed(&mut arb, B, FeedEvent::Book(book(BookKind::Snapshot, 500, 100)));
-    let restart = FeedEvent::Resync {
-        symbol: "BTCUSDT".into(),
-        depth: 50,
-        reason: ResyncReason::Restart,
-    };
-    assert!(feed(&mut arb, A, restart.clone()).is_empty());
-    let out = feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 1, 200)));
-    assert_eq!(out[0], restart, "announced before the snapshot");
-    assert_eq!(us(&out), vec![1]);
-    // B still in the old epoch: its 501 is not newer than the new book.
-    assert!(feed(&mut arb, B, FeedEvent::Book(book(BookKind::Delta, 501, 150))).is_empty());
-    assert!(feed(&mut arb, B, restart).is_empty());
-    assert!(feed(&mut arb, B, FeedEvent::Book(book(BookKind::Snapshot, 1, 200))).is_empty());
-    assert_eq!(us(&feed(&mut arb, B, FeedEvent::Book(book(BookKind::Delta, 2, 201)))), vec![2]);
-    assert!(feed(&mut arb, A, FeedEvent::Book(book(BookKind::Delta, 2, 201))).is_empty());
-}
-
-#[test]
-fn a_restart_no_line_saw_as_one_is_recognised_by_time() {
-    let mut arb = both_up();
-    feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 500, 100)));
-    // Both lines were away when the u = 1 snapshot went out; A reconnects to u = 7.
-    let out = feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 7, 300)));
-    assert!(matches!(
-        out[0],
-        FeedEvent::Resync { reason: ResyncReason::Restart, .. }
-    ));
-    assert_eq!(us(&out), vec![7]);
-}
-
-#[test]
-fn a_gap_resync_reaches_the_feed_only_when_no_line_carries_the_book() {
-    let mut arb = both_up();
-    feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 10, 100)));
-    feed(&mut arb, B, FeedEvent::Book(book(BookKind::Snapshot, 10, 100)));
-    let resync = FeedEvent::Resync {
-        symbol: "BTCUSDT".into(),
-        depth: 50,
-        reason: ResyncReason::Gap,
-    };
-    assert!(feed(&mut arb, A, resync.clone()).is_empty(), "B carries on");
-    assert_eq!(us(&feed(&mut arb, B, FeedEvent::Book(book(BookKind::Delta, 11, 101)))), vec![11]);
-    assert_eq!(feed(&mut arb, B, resync.clone()), vec![resync.clone()]);
-    assert!(feed(&mut arb, A, resync).is_empty(), "announced once");
-    assert_eq!(us(&feed(&mut arb, A, FeedEvent::Book(book(BookKind::Snapshot, 15, 105)))), vec![15]);
-}
-
-#[test]
-fn a_stalled_or_lagging_line_is_named_only_while_the_other_delivers() {
-    let mut arb = both_up();
-    arb.on_event(A, FeedEvent::Book(book(BookKind::Snapshot, 10, 100)), 0);
-    arb.on_event(B, FeedEvent::Book(book(BookKind::Snapshot, 10, 100)), 0);
-    arb.on_event(A, FeedEvent::Book(book(BookKind::Delta, 11, 101)), 1_500);
-    assert_eq!(arb.laggards(1_600, POLICY), vec![(B, Lag::Stalled { ms: 1_600 })]);
-    // Nobody delivers: nothing to compare against.
-    assert!(arb.laggards(5_000, POLICY).is_empty());
-    for u in 12..80 {
-        arb.on_event(A, FeedEvent::Book(book(BookKind::Delta, u, 101)), 5_000);
-    }
-    arb.on_event(B, FeedEvent::Book(book(BookKind::Delta, 11, 101)), 5_000);
-    assert_eq!(
-        arb.laggards(5_100, POLICY),
-        vec![(
-            B,
-            Lag::Behind {
-                symbol: "BTCUSDT".into(),
-                updates: 68
-            }
-        )]
-    );
-}
-
-#[test]
 fn a_restarted_line_must_prove_its_tape_again() {
     let mut arb = both_up();
     feed(&mut arb, A, FeedEvent::Trade(trade(1)));
@@ -399,7 +341,10 @@ fn a_restarted_line_must_prove_its_tape_again() {
     assert!(step.events.is_empty(), "A carries the feed");
     assert!(!arb.lines()[B].connected && arb.lines()[B].restarts == 1);
     feed(&mut arb, B, connected());
-    assert!(feed(&mut arb, B, FeedEvent::Trade(trade(3))).is_empty(), "held");
+    assert!(
+        feed(&mut arb, B, FeedEvent::Trade(trade(3))).is_empty(),
+        "held"
+    );
     assert_eq!(ids(&feed(&mut arb, A, FeedEvent::Trade(trade(2)))), vec![2]);
     assert_eq!(ids(&feed(&mut arb, A, FeedEvent::Trade(trade(3)))), vec![3]);
 }
@@ -450,5 +395,8 @@ fn a_held_trade_the_tape_moved_past_is_reported_as_a_hole_never_dropped_silently
             to_ms: trade(5).ts_ms
         }]
     );
-    assert_eq!(arb.trade_merge("BTCUSDT").map(|m| m.stats.discarded), Some(1));
+    assert_eq!(
+        arb.trade_merge("BTCUSDT").map(|m| m.stats.discarded),
+        Some(1)
+    );
 }

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::arbiter::{line_name, Arbiter, Lag, LagPolicy, LineNote};
 use super::status::{LineStatus, LinesShared};
+use crate::book::OrderBook;
 use crate::feed::{ConfigError, FeedConfig, FeedEvent, HealthSnapshot};
 use crate::source::{FeedSource, Isolation};
 use crate::worker::WorkerOptions;
-use crate::book::OrderBook;
 
 /// A feed over `feed.lines` redundant lines.
 #[derive(Debug)]
@@ -217,7 +217,12 @@ impl Runner {
                 break;
             }
         }
-        let stops: Vec<_> = self.sources.drain(..).flatten().map(FeedSource::shutdown).collect();
+        let stops: Vec<_> = self
+            .sources
+            .drain(..)
+            .flatten()
+            .map(FeedSource::shutdown)
+            .collect();
         futures_util::future::join_all(stops).await;
     }
 
@@ -334,8 +339,7 @@ impl Runner {
                 self.shared.retire(line, &old);
                 tokio::spawn(old.shutdown());
             }
-            match FeedSource::spawn_with(self.line_cfg.clone(), self.isolation, self.opts.clone())
-            {
+            match FeedSource::spawn_with(self.line_cfg.clone(), self.isolation, self.opts.clone()) {
                 Ok(source) => {
                     self.shared.replace(line, source.monitor());
                     self.sources[line] = Some(source);

@@ -20,6 +20,8 @@ pub mod trade_merge;
 #[cfg(test)]
 mod arbiter_tests;
 #[cfg(test)]
+mod book_tests;
+#[cfg(test)]
 mod proptests;
 
 pub use arbiter::{line_name, Arbiter, Lag, LagPolicy, LineNote, Step};

@@ -195,7 +195,10 @@ impl LinesShared {
     pub fn book(&self, symbol: &str) -> Option<OrderBook> {
         let monitors = read(&self.monitors);
         let leader = read(&self.leaders).get(symbol).copied();
-        if let Some(b) = leader.and_then(|l| monitors.get(l)).and_then(|m| m.book(symbol)) {
+        if let Some(b) = leader
+            .and_then(|l| monitors.get(l))
+            .and_then(|m| m.book(symbol))
+        {
             if b.is_synced() {
                 return Some(b);
             }

@@ -275,7 +275,13 @@ impl TradeMerge {
         let (old, fresh): (Vec<_>, Vec<_>) = fresh.into_iter().partition(|t| self.behind_head(t));
         // Older than the tape's head (the tape started later): not the tape's any more.
         self.stats.discarded += old.len() as u64;
-        tracing::debug!(event = "lines_promote", line, old = old.len(), fresh = fresh.len(), current);
+        tracing::debug!(
+            event = "lines_promote",
+            line,
+            old = old.len(),
+            fresh = fresh.len(),
+            current
+        );
         if let (Some(from_ms), Some(first)) = (self.last_ts_ms, fresh.first()) {
             out.items.push(Merged::Gap(MergedGap {
                 from_ms,
@@ -313,7 +319,8 @@ impl TradeMerge {
         match self.last_key {
             None => false,
             Some((ts, seq)) => {
-                t.ts_ms < ts || (t.ts_ms == ts && matches!((t.seq, seq), (Some(a), Some(b)) if a < b))
+                t.ts_ms < ts
+                    || (t.ts_ms == ts && matches!((t.seq, seq), (Some(a), Some(b)) if a < b))
             }
         }
     }
