@@ -170,11 +170,7 @@ impl Runner {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.publish_status();
-        loop {
-            let (a, b) = match self.sources.as_mut_slice() {
-                [a, b, ..] => (a, b),
-                _ => break,
-            };
+        while let [a, b, ..] = self.sources.as_mut_slice() {
             let (line, ev) = tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 ev = next_of(a) => (0, ev),
