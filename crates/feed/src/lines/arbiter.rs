@@ -252,6 +252,14 @@ impl Arbiter {
                 depth,
                 reason,
             } => {
+                if reason == crate::feed::ResyncReason::Gap {
+                    // Frames were lost on this line, trades with them: its live trades run ahead
+                    // of a hole until its REST refill says more. It must prove its tape again.
+                    self.trades
+                        .entry(symbol.clone())
+                        .or_insert_with(|| TradeMerge::new(n))
+                        .line_hole(line);
+                }
                 let merge = self
                     .books
                     .entry(symbol.clone())

@@ -84,7 +84,7 @@ pub(super) fn both_up() -> Arbiter {
 }
 
 /// Trade indexes among the events.
-fn ids(events: &[FeedEvent]) -> Vec<u64> {
+pub(super) fn ids(events: &[FeedEvent]) -> Vec<u64> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -399,4 +399,25 @@ fn a_held_trade_the_tape_moved_past_is_reported_as_a_hole_never_dropped_silently
         arb.trade_merge("BTCUSDT").map(|m| m.stats.discarded),
         Some(1)
     );
+}
+
+#[test]
+fn a_book_gap_on_a_line_makes_it_prove_its_trades_again() {
+    let mut arb = both_up();
+    feed(&mut arb, A, FeedEvent::Trade(trade(1)));
+    feed(&mut arb, B, FeedEvent::Trade(trade(1)));
+    // A lost frames (its book saw a gap): its next live trade may lie after lost ones.
+    let resync = FeedEvent::Resync {
+        symbol: "BTCUSDT".into(),
+        depth: 50,
+        reason: crate::feed::ResyncReason::Gap,
+    };
+    feed(&mut arb, A, resync);
+    assert!(feed(&mut arb, A, FeedEvent::Trade(trade(4))).is_empty(), "held");
+    let mut out = Vec::new();
+    for i in 2..=4 {
+        out.extend(feed(&mut arb, B, FeedEvent::Trade(trade(i))));
+    }
+    assert_eq!(ids(&out), vec![2, 3, 4], "B carried the trades A lost, in order");
+    assert!(arb.trade_merge("BTCUSDT").is_some_and(|m| m.in_sync(A)));
 }
