@@ -253,12 +253,14 @@ impl Arbiter {
                 reason,
             } => {
                 if reason == crate::feed::ResyncReason::Gap {
-                    // Frames were lost on this line, trades with them: its live trades run ahead
-                    // of a hole until its REST refill says more. It must prove its tape again.
-                    self.trades
+                    // Frames were lost on this line, trades perhaps with them.
+                    let connected = self.connected();
+                    let out = self
+                        .trades
                         .entry(symbol.clone())
                         .or_insert_with(|| TradeMerge::new(n))
-                        .line_hole(line);
+                        .line_book_gap(line, &connected);
+                    self.push_trades(&symbol, out, &mut step);
                 }
                 let merge = self
                     .books

@@ -413,11 +413,40 @@ fn a_book_gap_on_a_line_makes_it_prove_its_trades_again() {
         reason: crate::feed::ResyncReason::Gap,
     };
     feed(&mut arb, A, resync);
-    assert!(feed(&mut arb, A, FeedEvent::Trade(trade(4))).is_empty(), "held");
+    assert!(
+        feed(&mut arb, A, FeedEvent::Trade(trade(4))).is_empty(),
+        "held"
+    );
     let mut out = Vec::new();
     for i in 2..=4 {
         out.extend(feed(&mut arb, B, FeedEvent::Trade(trade(i))));
     }
-    assert_eq!(ids(&out), vec![2, 3, 4], "B carried the trades A lost, in order");
+    assert_eq!(
+        ids(&out),
+        vec![2, 3, 4],
+        "B carried the trades A lost, in order"
+    );
     assert!(arb.trade_merge("BTCUSDT").is_some_and(|m| m.in_sync(A)));
+}
+
+#[test]
+fn a_book_gap_on_every_line_is_the_exchange_skipping_ids_and_costs_no_trade() {
+    let mut arb = both_up();
+    feed(&mut arb, A, FeedEvent::Trade(trade(1)));
+    feed(&mut arb, B, FeedEvent::Trade(trade(1)));
+    let resync = FeedEvent::Resync {
+        symbol: "BTCUSDT".into(),
+        depth: 50,
+        reason: crate::feed::ResyncReason::Gap,
+    };
+    feed(&mut arb, A, resync.clone());
+    assert!(
+        feed(&mut arb, A, FeedEvent::Trade(trade(2))).is_empty(),
+        "held"
+    );
+    // B sees the same gap: A was right all along, its held trade goes out.
+    let out = feed(&mut arb, B, resync);
+    assert_eq!(ids(&out), vec![2]);
+    assert!(!out.iter().any(|e| matches!(e, FeedEvent::TradeGap { .. })));
+    assert_eq!(ids(&feed(&mut arb, A, FeedEvent::Trade(trade(3)))), vec![3]);
 }

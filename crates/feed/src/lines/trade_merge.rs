@@ -80,6 +80,8 @@ struct LineTrades {
     held_ids: HashSet<String>,
     /// When the oldest held trade arrived (caller's ms clock).
     held_since_ms: Option<u64>,
+    /// Out of sync only because its book saw a gap (frames lost), as of this segment.
+    book_gap_segment: Option<u64>,
 }
 
 impl LineTrades {
@@ -142,6 +144,46 @@ impl TradeMerge {
             l.in_sync = false;
             l.segment += 1;
         }
+    }
+
+    /// `line`'s book saw a gap: frames were lost on it, trades perhaps with them, and its live
+    /// trades may run ahead of that hole until its REST refill catches up. If another line carries
+    /// the tape, `line` must prove its tape again. If another line is out of sync for the same
+    /// reason, the exchange skipped ids on every line (no line lost trades of its own): that line
+    /// is in sync again and its held trades go out.
+    pub fn line_book_gap(&mut self, line: usize, connected: &[bool]) -> TradeOutput {
+        let mut out = TradeOutput::default();
+        if line >= self.lines.len() {
+            return out;
+        }
+        let same: Vec<usize> = (0..self.lines.len())
+            .filter(|&i| {
+                let o = &self.lines[i];
+                i != line && !o.in_sync && o.book_gap_segment == Some(o.segment)
+            })
+            .collect();
+        if !same.is_empty() {
+            for m in same {
+                let o = &mut self.lines[m];
+                o.in_sync = true;
+                o.book_gap_segment = None;
+                o.held_ids.clear();
+                o.held_since_ms = None;
+                let held: Vec<TradeEvent> = o.held.drain(..).map(|h| h.1).collect();
+                for t in held {
+                    if !self.seen.contains(&t.id) && !self.behind_head(&t) {
+                        self.emit(m, t, &mut out);
+                    }
+                }
+            }
+            return out;
+        }
+        if self.lines[line].in_sync && self.any_usable(line, connected) {
+            self.line_hole(line);
+            let l = &mut self.lines[line];
+            l.book_gap_segment = Some(l.segment);
+        }
+        out
     }
 
     /// `line` is replaced by a new connection: what it held is forgotten, it must prove itself.
