@@ -2,7 +2,8 @@
 //! (`"max_connections": 1`) loses and duplicates no trade against the journal and leaves the book
 //! equal to the true book; both lines down at once falls back to the lines' REST gap-fill and an
 //! explicit hole. Runs in-process here and in worker processes in `worker_lines_faults.rs` (same
-//! cases; process mode adds kill -9 of one line's worker).
+//! cases; process mode adds kill -9 of one line's worker). `LINES_DEBUG=1` prints the lines' log
+//! and the arbiter's decisions (held trades discarded, late trades, promotions) to stderr.
 
 mod feed_common;
 
@@ -238,6 +239,7 @@ fn assert_exact(rig: &Rig) {
 async fn fault_tour_on_one_line_at_a_time(isolation: Isolation) {
     let rig = start().await;
     assert_eq!(rig.isolation, isolation);
+    whole(&rig).await;
     tour(&rig).await;
     if isolation == Isolation::Process {
         for line in 0..2 {
