@@ -140,6 +140,24 @@ async fn main() -> anyhow::Result<()> {
         s.backfill.done = 132;
         s.backfill.total = 132;
         s.backfill.state = "done".into();
+        // BTCUSDT runs over A/B lines, line b down: the per-line metrics are exported.
+        s.lines = ["a", "b"]
+            .into_iter()
+            .map(|line| hft_connector::lines::LineStatus {
+                line: line.into(),
+                status: if line == "a" {
+                    "connected"
+                } else {
+                    "disconnected"
+                }
+                .into(),
+                connected: line == "a",
+                in_sync: line == "a",
+                connects: 1,
+                behind_updates: (line == "a").then_some(0),
+                ..Default::default()
+            })
+            .collect();
         true
     });
     state.update_status(&sol, |s| {

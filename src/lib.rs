@@ -4,7 +4,7 @@
 //! # Layout of the workspace (dependencies point one way, towards the core)
 //! - `hft-core` ([`protocol`], [`book`], [`normalized`], [`normalizer`], [`candles`],
 //!   [`backfill`], [`backoff`], [`ratelimit`]): the pure codec, book and rules; no async, no I/O.
-//! - `hft-feed` ([`feed`], [`worker`], [`source`]): the self-healing live feed and worker-process
+//! - `hft-feed` ([`feed`], [`worker`], [`source`], [`lines`]): the self-healing live feed and worker-process
 //!   isolation, on tokio.
 //! - `hft-sim` ([`sim`]): the Bybit V5 simulator with ground truth and fault injection (a testkit).
 //! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`],
@@ -15,7 +15,7 @@
 //!   hftbacktest `.npz` or normalized JSON lines). Nothing else imports it.
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
-pub use hft_feed::{feed, source, worker};
+pub use hft_feed::{feed, lines, source, worker};
 pub use hft_service::{app, budget, config, http, record, service, sinks, store, terminal};
 pub use hft_sim as sim;
 

@@ -169,7 +169,7 @@ async fn feed(plan: Plan) -> anyhow::Result<Measurement> {
         // keeps the queue open while it waits, and a feed blocked on a full queue never ends.
         FeedSource::InProcess(_) => drop(source),
         // The worker gets SIGTERM (and exits by itself once its stdin closes).
-        FeedSource::Process(_) => {
+        FeedSource::Process(_) | FeedSource::Lines(_) => {
             let _ = tokio::time::timeout(Duration::from_secs(10), source.shutdown()).await;
         }
     }

@@ -28,6 +28,9 @@ pub struct DemoArgs {
     /// Where each connection runs.
     #[arg(long, value_name = "process|in-process", default_value = "process")]
     pub isolation: Isolation,
+    /// Redundant connections per feed: 1, or 2 for A/B lines merged (default: `[feed] lines`).
+    #[arg(long, value_name = "1|2")]
+    pub lines: Option<u8>,
     /// Format of the demo's log file: auto (JSON: a file is not a terminal), json or pretty.
     #[arg(
         long,
@@ -134,6 +137,7 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
         data_dir: Some(args.data_dir.clone()),
         listen: Some(args.listen.clone()),
         isolation: Some(args.isolation),
+        lines: args.lines,
         backfill_days: Some(2.0),
         ..Overrides::default()
     };

@@ -40,6 +40,9 @@ pub struct RunArgs {
     /// Where each connection runs.
     #[arg(long, value_name = "process|in-process")]
     pub isolation: Option<Isolation>,
+    /// Redundant connections per feed: 1, or 2 for A/B lines merged (`[feed] lines`).
+    #[arg(long, value_name = "1|2")]
+    pub lines: Option<u8>,
     /// Days of 1-minute klines to backfill (0 disables backfill).
     #[arg(long, value_name = "DAYS")]
     pub backfill_days: Option<f64>,
@@ -101,6 +104,7 @@ impl RunArgs {
             data_dir: self.data_dir.clone(),
             listen: self.listen.clone(),
             isolation: self.isolation,
+            lines: self.lines,
             backfill_days: self.backfill_days,
             token: self.token.clone(),
             log_format: self.log_format,

@@ -35,6 +35,9 @@ pub struct SoakArgs {
     /// Where each connection runs.
     #[arg(long, value_name = "process|in-process", default_value = "process")]
     pub isolation: Isolation,
+    /// Redundant connections per feed: 1, or 2 for A/B lines merged (default: `[feed] lines`).
+    #[arg(long, value_name = "1|2")]
+    pub lines: Option<u8>,
     /// Seed of the market and of the fault order.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub seed: u64,
@@ -94,6 +97,7 @@ fn service_config(
         data_dir: Some(dir.join("data")),
         listen: Some("127.0.0.1:0".into()),
         isolation: Some(args.isolation),
+        lines: args.lines,
         backfill_days: Some(0.0),
         ..Overrides::default()
     };
@@ -256,6 +260,7 @@ async fn inject(
     running: &Running,
     rng: &mut SmallRng,
     every: f64,
+    one_line: bool,
 ) -> anyhow::Result<bool> {
     let d = (every * 0.3).clamp(0.5, 3.0);
     let symbol = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
@@ -297,7 +302,12 @@ async fn inject(
         },
     };
     for f in &faults {
-        sim.fault(f).await?;
+        // With A/B lines a fault breaks one line (the oldest connection), as the issue promises.
+        let f = match one_line {
+            true => f.clone().max_connections(1),
+            false => f.clone(),
+        };
+        sim.fault(&f).await?;
     }
     tracing::warn!(event = "soak_fault", kind = fault.name());
     Ok(true)
@@ -306,6 +316,7 @@ async fn inject(
 async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     let sim = SimChild::spawn(args.rate, args.seed, &dir).await?;
     let cfg = service_config(&args, &sim, &dir)?;
+    let cfg_lines = cfg.feed.lines;
     // Trades from before the service subscribed are not its to deliver.
     sim.post("/sim/pause").await?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -364,7 +375,8 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         mismatches += s.mismatches;
         timeouts += u64::from(s.timed_out);
         let fault = kinds[rng.random_range(0..kinds.len())];
-        if inject(fault, &sim, &running, &mut rng, args.fault_every).await? {
+        let one_line = cfg_lines > 1;
+        if inject(fault, &sim, &running, &mut rng, args.fault_every, one_line).await? {
             *faults.entry(fault.name()).or_insert(0) += 1;
         }
         next = Instant::now().max(next) + every;
@@ -417,6 +429,7 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         "seconds": args.seconds,
         "fault_every": args.fault_every,
         "isolation": args.isolation.as_str(),
+        "lines": cfg_lines,
         "seed": args.seed,
         "rate": args.rate,
         "trades_in_journal": t.journal,

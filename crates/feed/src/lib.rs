@@ -5,6 +5,7 @@
 //!   resubscription, book resync, REST trade gap-fill) and its health.
 //! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
+//! - [`lines`]: A/B line arbitration: one feed over two redundant lines, merged.
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
 //! - [`conn_budget`]: the machine-wide connection budget per exchange address (all feeds and workers).
 //! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.
@@ -36,6 +37,7 @@ pub use hft_core::{backoff, book, normalized, protocol};
 pub mod conn_budget;
 pub mod feed;
 pub mod forwarded;
+pub mod lines;
 pub mod queue;
 pub mod raw_tap;
 pub mod source;

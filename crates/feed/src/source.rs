@@ -1,6 +1,7 @@
 //! [`FeedSource`]: one API over the live feed whichever way it runs, in-process
 //! ([`crate::feed::FeedHandle`]) or in a supervised worker process
-//! ([`crate::worker::WorkerFeed`]). The service is written against this type only.
+//! ([`crate::worker::WorkerFeed`]), or over redundant lines ([`crate::lines::LinesFeed`]). The
+//! service is written against this type only.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use crate::book::OrderBook;
 use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
+use crate::lines::{LineStatus, LinesFeed, LinesShared};
 use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
 
 /// How each exchange connection runs.
@@ -59,6 +61,8 @@ pub enum FeedSource {
     InProcess(FeedHandle),
     /// The feed runs in a supervised `hft-connector worker` child process.
     Process(WorkerFeed),
+    /// The feed runs over `feed.lines` redundant lines, merged (see [`crate::lines`]).
+    Lines(LinesFeed),
 }
 
 impl FeedSource {
@@ -74,6 +78,9 @@ impl FeedSource {
         isolation: Isolation,
         opts: WorkerOptions,
     ) -> Result<Self, ConfigError> {
+        if cfg.feed.lines > 1 {
+            return Ok(FeedSource::Lines(LinesFeed::spawn(cfg, isolation, opts)?));
+        }
         Ok(match isolation {
             Isolation::InProcess => FeedSource::InProcess(Feed::spawn(cfg)?),
             Isolation::Process => FeedSource::Process(WorkerFeed::spawn(cfg, opts)?),
@@ -85,6 +92,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(_) => Isolation::InProcess,
             FeedSource::Process(_) => Isolation::Process,
+            FeedSource::Lines(f) => f.isolation(),
         }
     }
 
@@ -93,6 +101,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => f.next().await,
             FeedSource::Process(f) => f.next().await,
+            FeedSource::Lines(f) => f.next().await,
         }
     }
 
@@ -101,6 +110,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => f.health(),
             FeedSource::Process(f) => f.health(),
+            FeedSource::Lines(f) => f.health(),
         }
     }
 
@@ -109,6 +119,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(_) => None,
             FeedSource::Process(f) => f.pid(),
+            FeedSource::Lines(f) => f.shared().pid(),
         }
     }
 
@@ -117,6 +128,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(_) => 0,
             FeedSource::Process(f) => f.worker_restarts(),
+            FeedSource::Lines(f) => f.shared().worker_restarts(),
         }
     }
 
@@ -125,6 +137,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => f.is_connected(),
             FeedSource::Process(f) => f.is_connected(),
+            FeedSource::Lines(f) => f.is_connected(),
         }
     }
 
@@ -133,6 +146,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => f.book(symbol),
             FeedSource::Process(f) => f.book(symbol),
+            FeedSource::Lines(f) => f.book(symbol),
         }
     }
 
@@ -142,6 +156,15 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => SourceMonitor::InProcess(f.shared()),
             FeedSource::Process(f) => SourceMonitor::Process(f.shared()),
+            FeedSource::Lines(f) => SourceMonitor::Lines(f.shared()),
+        }
+    }
+
+    /// Each line's state when the feed runs over redundant lines (empty otherwise).
+    pub fn lines(&self) -> Vec<LineStatus> {
+        match self {
+            FeedSource::Lines(f) => f.lines(),
+            _ => Vec::new(),
         }
     }
 
@@ -150,6 +173,7 @@ impl FeedSource {
         match self {
             FeedSource::InProcess(f) => f.shutdown().await,
             FeedSource::Process(f) => f.shutdown().await,
+            FeedSource::Lines(f) => f.shutdown().await,
         }
     }
 }
@@ -161,6 +185,8 @@ pub enum SourceMonitor {
     InProcess(Arc<FeedShared>),
     /// Supervisor state.
     Process(Arc<WorkerShared>),
+    /// Redundant lines' state.
+    Lines(Arc<LinesShared>),
 }
 
 impl SourceMonitor {
@@ -169,6 +195,7 @@ impl SourceMonitor {
         match self {
             SourceMonitor::InProcess(s) => s.health.snapshot(),
             SourceMonitor::Process(s) => s.snapshot(),
+            SourceMonitor::Lines(s) => s.health(),
         }
     }
 
@@ -177,6 +204,7 @@ impl SourceMonitor {
         match self {
             SourceMonitor::InProcess(s) => s.health.state() == crate::feed::ConnState::Live,
             SourceMonitor::Process(s) => s.is_connected(),
+            SourceMonitor::Lines(s) => s.is_connected(),
         }
     }
 
@@ -188,6 +216,7 @@ impl SourceMonitor {
                 books.get(symbol).cloned()
             }
             SourceMonitor::Process(s) => s.book(symbol),
+            SourceMonitor::Lines(s) => s.book(symbol),
         }
     }
 
@@ -196,6 +225,7 @@ impl SourceMonitor {
         match self {
             SourceMonitor::InProcess(_) => None,
             SourceMonitor::Process(s) => s.pid(),
+            SourceMonitor::Lines(s) => s.pid(),
         }
     }
 
@@ -204,6 +234,15 @@ impl SourceMonitor {
         match self {
             SourceMonitor::InProcess(_) => 0,
             SourceMonitor::Process(s) => s.restarts(),
+            SourceMonitor::Lines(s) => s.worker_restarts(),
+        }
+    }
+
+    /// Each line's state when the feed runs over redundant lines (empty otherwise).
+    pub fn lines(&self) -> Vec<LineStatus> {
+        match self {
+            SourceMonitor::Lines(s) => s.lines(),
+            _ => Vec::new(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Overrides {
     pub nats: crate::sinks::NatsOverrides,
     /// `[sinks.record] dir` (turns recording on).
     pub record_dir: Option<PathBuf>,
+    /// `feed.lines` (1, or 2 for A/B lines).
+    pub lines: Option<u8>,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -317,6 +319,9 @@ impl ServiceConfig {
         }
         if let Some(i) = a.isolation {
             self.service.isolation = i;
+        }
+        if let Some(n) = a.lines {
+            self.feed.lines = n;
         }
         if let Some(days) = a.backfill_days {
             self.backfill.days = days;

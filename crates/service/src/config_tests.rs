@@ -155,3 +155,32 @@ fn log_format_from_file_then_env_then_flag() {
     assert_eq!(c.log.format(), LogFormat::Auto, "flag beats env");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn lines_come_from_the_file_the_environment_or_the_flag_and_are_checked() {
+    let c = ServiceConfig::load(&args(), Vec::new()).unwrap();
+    assert_eq!(c.feed.lines, 1, "one line by default: today's path");
+    let env = vec![("HFT_CONNECTOR_FEED_LINES".to_string(), "2".to_string())];
+    let c = ServiceConfig::load(&args(), env.clone()).unwrap();
+    assert_eq!((c.feed.lines, c.feeds()[0].feed.lines), (2, 2));
+    let mut a = args();
+    a.lines = Some(1);
+    assert_eq!(
+        ServiceConfig::load(&a, env).unwrap().feed.lines,
+        1,
+        "the flag wins"
+    );
+    a.lines = Some(3);
+    let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
+    assert_eq!(e.field, "feed.lines");
+    assert!(
+        e.reason.contains("use 1") && e.reason.contains("or 2"),
+        "{e}"
+    );
+    let env = vec![(
+        "HFT_CONNECTOR_FEED_LINE_STALL_S".to_string(),
+        "0".to_string(),
+    )];
+    let e = ServiceConfig::load(&args(), env).unwrap_err();
+    assert_eq!(e.field, "feed.line_stall_s");
+}

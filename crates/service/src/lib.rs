@@ -25,7 +25,7 @@
 //! ```
 
 use hft_core::{backfill, book, candles, normalized, protocol};
-use hft_feed::{feed, source};
+use hft_feed::{feed, lines, source};
 
 pub mod app;
 pub mod budget;

@@ -112,6 +112,10 @@ pub struct FaultRequest {
     /// Only this category.
     #[serde(default)]
     pub category: Option<Category>,
+    /// Only the this many oldest matching connections (connection-level kinds; e.g. 1 breaks one
+    /// line of an A/B pair and leaves the other alone).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 impl FaultRequest {
@@ -125,6 +129,7 @@ impl FaultRequest {
             millis: None,
             symbol: None,
             category: None,
+            max_connections: None,
         }
     }
     /// Sets `seconds`.
@@ -155,6 +160,11 @@ impl FaultRequest {
     /// Only `category`.
     pub fn category(mut self, c: Category) -> Self {
         self.category = Some(c);
+        self
+    }
+    /// Only the `n` oldest matching connections.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
         self
     }
 }
@@ -269,12 +279,17 @@ pub fn apply(shared: &Shared, req: &FaultRequest) -> FaultReport {
         let insts = core.matching(req.category, req.symbol.as_deref());
         let subscribed: Option<HashSet<u64>> =
             req.symbol.as_ref().map(|_| core.hub.subscribers_of(&insts));
-        let conns: Vec<_> = shared
+        let mut conns: Vec<_> = shared
             .conns()
             .into_iter()
             .filter(|c| req.category.is_none_or(|cat| cat == c.category))
             .filter(|c| subscribed.as_ref().is_none_or(|s| s.contains(&c.id)))
             .collect();
+        if let Some(n) = req.max_connections {
+            // Ids grow with each accepted connection: the oldest first.
+            conns.sort_by_key(|c| c.id);
+            conns.truncate(n);
+        }
         (insts, conns)
     };
     if insts.is_empty() && (req.symbol.is_some() || req.category.is_some()) {

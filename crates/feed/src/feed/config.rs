@@ -34,6 +34,13 @@ pub struct FeedSection {
     /// Bytes buffered for the consumer before the feed waits for it (whichever bound comes
     /// first): bounds memory whatever the events' sizes.
     pub queue_max_bytes: usize,
+    /// Redundant connections ("lines") per feed, merged: 1 or 2.
+    pub lines: u8,
+    /// With 2 lines: a line without market data this long (s) while the other delivers is
+    /// restarted.
+    pub line_stall_s: f64,
+    /// With 2 lines: a line this many book updates behind the other is restarted.
+    pub line_behind_updates: u64,
 }
 
 /// The default of `feed.queue_max_bytes`: 4 MiB, a few thousand book updates of 50-level books.
@@ -50,6 +57,9 @@ impl Default for FeedSection {
             trades: true,
             queue_capacity: 65_536,
             queue_max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+            lines: 1,
+            line_stall_s: 2.0,
+            line_behind_updates: 20_000,
         }
     }
 }
@@ -217,6 +227,21 @@ impl FeedConfig {
                     f.depth, f.category
                 ),
             ));
+        }
+        if !(1..=2).contains(&f.lines) {
+            return Err(bad(
+                "feed.lines",
+                format!("{} lines: use 1 (one connection) or 2 (A/B lines)", f.lines),
+            ));
+        }
+        if !(f.line_stall_s.is_finite() && f.line_stall_s > 0.0) {
+            return Err(bad(
+                "feed.line_stall_s",
+                format!("{} must be a positive number of seconds", f.line_stall_s),
+            ));
+        }
+        if f.line_behind_updates == 0 {
+            return Err(bad("feed.line_behind_updates", "must be at least 1"));
         }
         if f.depth == 0 && !f.trades {
             return Err(bad(

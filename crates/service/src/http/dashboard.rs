@@ -19,6 +19,8 @@ pub const BOOK_JS: &str = include_str!("assets/dashboard-book.js");
 pub const SINKS_JS: &str = include_str!("assets/sinks.js");
 /// The recorder pill's script.
 pub const RECORD_JS: &str = include_str!("assets/record.js");
+/// The A/B lines pill.
+pub const LINES_JS: &str = include_str!("assets/lines.js");
 /// Its stylesheet.
 pub const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
 
@@ -72,6 +74,11 @@ pub async fn sinks_script() -> Response {
 /// `GET /assets/record.js`.
 pub async fn record_script() -> Response {
     asset("text/javascript; charset=utf-8", RECORD_JS)
+}
+
+/// `GET /assets/lines.js`.
+pub async fn lines_script() -> Response {
+    asset("text/javascript; charset=utf-8", LINES_JS)
 }
 
 /// `GET /assets/dashboard.css`.

@@ -9,7 +9,7 @@
 //! - `GET /api/book/{symbol}`, `GET /api/trades/{symbol}` ([`market`]).
 //! - `GET /api/candles/{symbol}` ([`candles`]).
 //! - `GET /api/events`: Server-Sent Events ([`stream`]).
-//! - `GET /metrics`: Prometheus text format ([`prometheus`]).
+//! - `GET /metrics`: Prometheus text format ([`prometheus`]; A/B lines: [`prometheus_lines`]).
 //! - State-changing routes the service adds with [`router_with`] sit behind the bearer-token guard
 //!   ([`auth`]).
 //!
@@ -23,6 +23,7 @@ pub mod error;
 pub mod feeds;
 pub mod market;
 pub mod prometheus;
+pub mod prometheus_lines;
 pub mod routes;
 pub mod status;
 pub mod stream;
@@ -100,6 +101,7 @@ pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Ro
         .route("/assets/dashboard.css", get(dashboard::stylesheet))
         .route("/assets/sinks.js", get(dashboard::sinks_script))
         .route("/assets/record.js", get(dashboard::record_script))
+        .route("/assets/lines.js", get(dashboard::lines_script))
         .route("/health", get(status::get_health))
         .route("/api/status", get(status::get_status))
         .route("/api/events/recent", get(status::get_recent_events))

@@ -259,6 +259,7 @@ pub fn render(state: &ServiceState) -> String {
             out.sample(name, &[], v);
         }
     }
+    super::prometheus_lines::render(&mut out.0, &feeds);
     if let Some(sink) = state.nats() {
         out.0.push_str(&sink.prometheus());
     }

@@ -35,6 +35,10 @@ pub trait EventSource: Send {
     fn book(&self, symbol: &str) -> Option<OrderBook>;
     /// A reader of the current books that outlives borrows of the source.
     fn book_reader(&self) -> BookReader;
+    /// Each line of an A/B feed (empty with one line).
+    fn lines(&self) -> Vec<crate::lines::LineStatus> {
+        Vec::new()
+    }
 }
 
 impl EventSource for FeedHandle {
@@ -78,6 +82,9 @@ impl EventSource for crate::source::FeedSource {
     fn book_reader(&self) -> BookReader {
         let monitor = self.monitor();
         std::sync::Arc::new(move |symbol| monitor.book(symbol))
+    }
+    fn lines(&self) -> Vec<crate::lines::LineStatus> {
+        crate::source::FeedSource::lines(self)
     }
 }
 
@@ -436,11 +443,13 @@ impl<S: EventSource> Pipeline<S> {
         let h = self.source.health();
         let pid = self.source.pid();
         let restarts = self.source.worker_restarts();
+        let lines = self.source.lines();
         for s in &self.symbols {
             let key = self.key(s);
             self.state.update_status(&key, |st| {
                 st.apply_health(&h, pid);
                 st.worker_restarts = restarts;
+                st.lines.clone_from(&lines);
                 true
             });
             if last_status.get(s) != Some(&h.status) {

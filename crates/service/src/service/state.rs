@@ -90,6 +90,9 @@ pub struct FeedStatus {
     pub best_bid: Option<Pair>,
     /// Best ask.
     pub best_ask: Option<Pair>,
+    /// Each line of an A/B feed (`[feed] lines = 2`); absent with one line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<crate::lines::LineStatus>,
 }
 
 impl FeedStatus {
@@ -115,6 +118,7 @@ impl FeedStatus {
             messages: 0,
             best_bid: None,
             best_ask: None,
+            lines: Vec::new(),
         }
     }
 
