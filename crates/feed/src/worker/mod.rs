@@ -19,7 +19,6 @@ pub mod child;
 pub mod forward;
 pub mod framing;
 pub mod options;
-mod pipe_out;
 pub mod raw;
 pub mod signals;
 pub mod state;
