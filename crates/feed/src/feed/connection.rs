@@ -95,15 +95,29 @@ impl<'r> Connection<'r> {
         let r = &mut *self.r;
         r.session.connected(now, r.connections, &r.shared.books);
         let cancel = self.r.cancel.clone();
+        // One cancellation future and one timer for the connection's life, re-armed only when
+        // the session's next deadline changes: not a new waker registration, timer entry and
+        // clock read per frame (they were ~9 % of a saturated feed, BENCHMARKS.md issue 12).
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<u64> = None;
 
         loop {
             if let Some(reason) = self.perform().await {
                 return reason;
             }
-            let deadline = self.r.session.next_deadline().map(|d| self.instant_at(d));
+            let next = self.r.session.next_deadline();
+            if next != armed {
+                armed = next;
+                if let Some(d) = next {
+                    timer.as_mut().reset(self.instant_at(d));
+                }
+            }
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => return DisconnectReason::Shutdown,
+                _ = &mut cancelled => return DisconnectReason::Shutdown,
                 Some(done) = self.fetches.join_next(), if !self.fetches.is_empty() => {
                     let now = self.now();
                     match done {
@@ -112,7 +126,9 @@ impl<'r> Connection<'r> {
                         Err(e) => tracing::error!(event = "bybit_connector_trade_recovery_failed", error = %e),
                     }
                 }
-                _ = sleep_until_opt(deadline) => {
+                _ = &mut timer, if armed.is_some() => {
+                    // Fired: re-armed from the session's next deadline on the next turn.
+                    armed = None;
                     let now = self.now();
                     let r = &mut *self.r;
                     let health = &r.shared.health;
@@ -230,11 +246,4 @@ async fn fetch_recent(
         }
     }
     Err(last_error)
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

@@ -66,3 +66,43 @@ impl WorkerOptions {
         Duration::from_secs_f64(s.clamp(0.01, 86_400.0))
     }
 }
+
+/// Allocator settings a worker starts with unless this process's environment (or
+/// [`WorkerOptions::env`]) sets them: mimalloc commits arena memory on demand rather than eagerly,
+/// which took a saturated worker's resident memory from about 31 to 19 MB for a few percent of
+/// throughput (BENCHMARKS.md, issue 12).
+pub const WORKER_ALLOCATOR_ENV: [(&str, &str); 1] = [("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
+
+impl WorkerOptions {
+    /// The environment a worker gets on top of this process's: the allocator defaults not
+    /// already set, then [`WorkerOptions::env`].
+    pub fn worker_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = WORKER_ALLOCATOR_ENV
+            .iter()
+            .filter(|(k, _)| std::env::var_os(k).is_none())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.extend(self.env.iter().cloned());
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_get_the_allocator_defaults_then_the_extra_environment() {
+        let opts = WorkerOptions {
+            env: vec![("HFT_X".into(), "1".into())],
+            ..WorkerOptions::default()
+        };
+        let env = opts.worker_env();
+        assert_eq!(env.last(), Some(&("HFT_X".to_string(), "1".to_string())));
+        for (k, v) in WORKER_ALLOCATOR_ENV {
+            // An operator's own setting wins: then the default is not passed at all.
+            let expected = std::env::var_os(k).is_none();
+            assert_eq!(env.contains(&(k.to_string(), v.to_string())), expected);
+        }
+    }
+}
