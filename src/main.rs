@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc rather than the system allocator: the live path still allocates per event (level
 /// vectors, trade ids), and glibc's malloc/free were 19 % of a saturated feed's time, with its
-/// per-thread arenas holding tens of MB (BENCHMARKS.md, issue 12).
+/// per-thread arenas holding tens of MB. Built without transparent huge pages (`no_thp`): with
+/// them a saturated feed's resident memory was 27 MB instead of 18 (BENCHMARKS.md, issue 12).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

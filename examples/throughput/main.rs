@@ -26,9 +26,8 @@ use clap::{Args, Parser, Subcommand};
 
 use loadgen::GenOptions;
 
-/// mimalloc rather than the system allocator: the live path still allocates per event (level
-/// vectors, trade ids), and glibc's malloc/free were 19 % of a saturated feed's time, with its
-/// per-thread arenas holding tens of MB (BENCHMARKS.md, issue 12).
+/// The allocator of the `hft-connector` binary (mimalloc without transparent huge pages), so that
+/// the in-process consumer and the supervisor are measured as the service runs them.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use measure::Measurement;

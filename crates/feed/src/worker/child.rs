@@ -32,7 +32,7 @@ use crate::feed::{Feed, FeedConfig, FeedEvent};
 pub const PANIC_AFTER_ENV: &str = "HFT_CONNECTOR_WORKER_PANIC_AFTER";
 
 /// Most bytes gathered into one write before flushing.
-const BURST_BYTES: usize = 256 * 1024;
+const BURST_BYTES: usize = 64 * 1024;
 
 /// What the supervisor passes to a worker (as JSON on its command line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,7 +265,7 @@ fn spawn_writer(
     stop: CancellationToken,
     reason: Arc<Mutex<String>>,
 ) -> (mpsc::Sender<Vec<u8>>, std::thread::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
     let handle = std::thread::spawn(move || {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();

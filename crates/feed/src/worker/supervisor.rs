@@ -290,7 +290,7 @@ impl Supervisor {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        for (k, v) in self.opts.worker_env() {
+        for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn()?;
