@@ -30,6 +30,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::book::OrderBook;
@@ -87,9 +88,12 @@ impl Feed {
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
         runner.session.resume(covered_ms);
         if health_check {
-            tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label));
+            tokio::spawn(
+                log_health(shared.clone(), cancel.clone(), log_every, label).in_current_span(),
+            );
         }
-        let task = tokio::spawn(runner.run());
+        // The caller's span (e.g. an A/B line's `feed_line`) names every event the feed logs.
+        let task = tokio::spawn(runner.run().in_current_span());
         Ok(FeedHandle {
             events: rx,
             shared,

@@ -42,7 +42,9 @@ impl LinesFeed {
         let mut line_cfg = cfg.clone();
         line_cfg.feed.lines = 1;
         let mut sources = Vec::with_capacity(n);
-        for _ in 0..n {
+        for i in 0..n {
+            // Every event the line's own feed (or its worker's supervisor) logs carries `line`.
+            let _line = line_span(i).entered();
             sources.push(Some(FeedSource::spawn_with(
                 line_cfg.clone(),
                 isolation,
@@ -335,7 +337,11 @@ impl Runner {
                 self.shared.retire(line, &old);
                 tokio::spawn(old.shutdown());
             }
-            match FeedSource::spawn_with(self.line_cfg.clone(), self.isolation, self.opts.clone()) {
+            let spawned = {
+                let _line = line_span(line).entered();
+                FeedSource::spawn_with(self.line_cfg.clone(), self.isolation, self.opts.clone())
+            };
+            match spawned {
                 Ok(source) => {
                     self.shared.replace(line, source.monitor());
                     self.sources[line] = Some(source);
@@ -383,3 +389,12 @@ pub(super) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 pub(super) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
+
+/// The span a line's feed runs in: the JSON log lifts its `line` field to top level
+/// (`hft_connector::log_merge`), so a line's `bybit_connector_connected` and the rest name it.
+pub fn line_span(i: usize) -> tracing::Span {
+    tracing::info_span!(LINE_SPAN, line = super::arbiter::line_name(i))
+}
+
+/// The name of [`line_span`].
+pub const LINE_SPAN: &str = "feed_line";

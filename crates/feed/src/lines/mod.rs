@@ -25,5 +25,5 @@ mod book_tests;
 mod proptests;
 
 pub use arbiter::{line_name, Arbiter, Lag, LagPolicy, LineNote, Step};
-pub use lines::LinesFeed;
+pub use lines::{line_span, LinesFeed, LINE_SPAN};
 pub use status::{LineStatus, LinesShared};

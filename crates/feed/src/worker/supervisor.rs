@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::child::WorkerConfig;
 use super::forward::{close_link, LinkLog};
@@ -79,12 +80,10 @@ impl WorkerFeed {
         let label = format!("{}:{}", cfg.feed.category, cfg.feed.symbols.join(","));
         let view = shared.clone();
         let snapshot = move || (view.snapshot(), view.pid());
-        tokio::spawn(crate::feed::health_log::log_every(
-            snapshot,
-            cancel.clone(),
-            log_every,
-            label,
-        ));
+        tokio::spawn(
+            crate::feed::health_log::log_every(snapshot, cancel.clone(), log_every, label)
+                .in_current_span(),
+        );
         let sup = Supervisor {
             backoff: Backoff::new(cfg.backoff()?),
             cfg,
@@ -99,7 +98,7 @@ impl WorkerFeed {
             gave_up: false,
             duplicates: 0,
         };
-        let task = tokio::spawn(sup.run());
+        let task = tokio::spawn(sup.run().in_current_span());
         Ok(WorkerFeed {
             events,
             shared,
@@ -331,7 +330,7 @@ impl Supervisor {
             let _ = exit_tx.send(Some(status.unwrap_or_else(|_| failed_status())));
         });
         let link = Arc::new(LinkLog::default());
-        let stderr_task = tokio::spawn(pump_stderr(pid, stderr, link.clone()));
+        let stderr_task = tokio::spawn(pump_stderr(pid, stderr, link.clone()).in_current_span());
         Ok(Worker {
             pid,
             stdin,
