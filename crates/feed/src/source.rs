@@ -145,6 +145,11 @@ impl FeedSource {
         }
     }
 
+    /// Asks the feed to drop its connection now and reconnect (see [`SourceMonitor::reconnect`]).
+    pub fn reconnect(&self, reason: &str) -> ReconnectOutcome {
+        self.monitor().reconnect(reason)
+    }
+
     /// Stops the feed (in process mode: the worker gets SIGTERM, SIGKILL after a grace period).
     pub async fn shutdown(self) {
         match self {
@@ -152,6 +157,22 @@ impl FeedSource {
             FeedSource::Process(f) => f.shutdown().await,
         }
     }
+}
+
+/// What a reconnect request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconnectOutcome {
+    /// The in-process feed drops its connection now (or, between connections, ends its backoff
+    /// wait) and reconnects: resubscribe, fresh book snapshots, REST trade gap-fill.
+    Requested,
+    /// The worker `pid` was told (SIGUSR1) to do the same; it keeps running.
+    WorkerSignalled {
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// No worker is ready to be told: none is running, or one has just started and is opening
+    /// its connection (a fresh one: nothing to drop).
+    WorkerNotReady,
 }
 
 /// Read access to a [`FeedSource`]'s state from anywhere.
@@ -204,6 +225,26 @@ impl SourceMonitor {
         match self {
             SourceMonitor::InProcess(_) => 0,
             SourceMonitor::Process(s) => s.restarts(),
+        }
+    }
+
+    /// Asks the feed to drop its connection now and reconnect the normal way; `reason` (who
+    /// asked, why) ends up in the connection's `connector_disconnected` line in-process. In
+    /// process mode the worker is told with SIGUSR1 ([`crate::worker::control`]).
+    pub fn reconnect(&self, reason: &str) -> ReconnectOutcome {
+        match self {
+            SourceMonitor::InProcess(s) => {
+                s.control.request_reconnect(reason);
+                ReconnectOutcome::Requested
+            }
+            SourceMonitor::Process(s) => match crate::worker::control::tell_reconnect(s) {
+                crate::worker::control::WorkerReconnect::Signalled { pid } => {
+                    ReconnectOutcome::WorkerSignalled { pid }
+                }
+                crate::worker::control::WorkerReconnect::NotReady => {
+                    ReconnectOutcome::WorkerNotReady
+                }
+            },
         }
     }
 }

@@ -84,6 +84,8 @@ impl<'r> Connection<'r> {
         let r = &mut *self.r;
         r.session.connected(now, r.connections, &r.shared.books);
         let cancel = self.r.cancel.clone();
+        // Requests made before this socket opened are answered by it.
+        self.r.control.borrow_and_update();
 
         loop {
             if let Some(reason) = self.perform().await {
@@ -93,6 +95,7 @@ impl<'r> Connection<'r> {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return DisconnectReason::Shutdown,
+                why = super::control::requested(&mut self.r.control) => return DisconnectReason::Requested(why),
                 _ = sleep_until_opt(deadline) => {
                     let now = self.now();
                     let r = &mut *self.r;

@@ -24,6 +24,8 @@ pub enum DisconnectReason {
     ResyncFailed(String),
     /// The feed is shutting down.
     Shutdown,
+    /// An operator asked for a reconnect ([`super::control`]); the reason says who and why.
+    Requested(String),
 }
 
 impl std::fmt::Display for DisconnectReason {
@@ -39,6 +41,7 @@ impl std::fmt::Display for DisconnectReason {
             }
             DisconnectReason::ResyncFailed(m) => write!(f, "book resync failed: {m}"),
             DisconnectReason::Shutdown => f.write_str("shutdown"),
+            DisconnectReason::Requested(why) => write!(f, "reconnect requested: {why}"),
         }
     }
 }
