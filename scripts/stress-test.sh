@@ -64,8 +64,11 @@ for k in $(seq 1 "$RUNS"); do
         failed=$((failed + 1))
     fi
     took=$(( $(date +%s) - start ))
-    passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
-    fails=$(grep -E '^test .* FAILED$|^    [a-z_:0-9]+$' "$log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/; s/^    //' | sort -u | tr '\n' ' ')
+    passed=$( (grep -Eo '[0-9]+ passed' "$log" || true) | awk '{s+=$1} END {print s+0}')
+    fails=$( (grep -E '^test .* FAILED$' "$log" || true) | sed -E 's/^test (.*) \.\.\. FAILED$/\1/' | sort -u | tr '\n' ' ')
+    if [ "$result" = FAILED ] && [ -z "$fails" ]; then
+        fails="(no test failed: see the log's end, e.g. a build error or a crashed test binary)"
+    fi
     echo "run $k/$RUNS: $result in ${took}s, $passed tests passed${fails:+; failed: $fails} ($log)"
 done
 
