@@ -57,7 +57,7 @@ failed=0
 for k in $(seq 1 "$RUNS"); do
     log="$DIR/run-$k.log"
     start=$(date +%s)
-    if cargo test --workspace --all-targets --locked "${EXTRA[@]}" >"$log" 2>&1; then
+    if cargo test --workspace --all-targets --locked --no-fail-fast "${EXTRA[@]}" >"$log" 2>&1; then
         result="ok"
     else
         result="FAILED"

@@ -53,7 +53,8 @@ async fn reconnect_case(
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
-    assert!(rig.shared.health.snapshot().reconnects >= 1);
+    rig.until_health("a reconnect counted", |h| h.reconnects >= 1)
+        .await;
     rig
 }
 
@@ -111,7 +112,8 @@ async fn silence_with_pongs_is_caught_by_stale_detection() {
         assert_eq!(threshold, STALE_S);
         assert!(since >= threshold, "stale after {since} s < {threshold} s");
     }
-    assert!(rig.shared.health.snapshot().stale_detections >= 1);
+    rig.until_health("a stale detection counted", |h| h.stale_detections >= 1)
+        .await;
     rig.stop().await;
 }
 
@@ -217,7 +219,12 @@ async fn malformed_frames_are_counted_and_skipped() {
     rig.until_live_trade_after(mark).await;
     rig.quiesce().await;
     assert_eq!(rig.count(|e| matches!(e, FeedEvent::Malformed { .. })), 3);
-    assert_eq!(rig.shared.health.snapshot().error_count, before + 3);
+    let h = rig
+        .until_health("the malformed frames counted", |h| {
+            h.error_count >= before + 3
+        })
+        .await;
+    assert_eq!(h.error_count, before + 3, "each counted once");
     assert_eq!(
         rig.count(|e| matches!(e, FeedEvent::Disconnected { .. })),
         0,
@@ -261,7 +268,8 @@ async fn refused_subscription_is_loud_then_heals() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(rig.shared.health.snapshot().error_count >= 1);
+    rig.until_health("the refusal counted as an error", |h| h.error_count >= 1)
+        .await;
     rig.wait_for(i, RECOVER, "accepted again", |e| {
         matches!(e, FeedEvent::Connected { .. })
     })
@@ -293,10 +301,9 @@ async fn refused_connections_are_retried_with_backoff() {
         matches!(e, FeedEvent::Connected { .. })
     })
     .await;
-    assert!(
-        rig.shared.health.snapshot().error_count >= 1,
-        "failed attempts are counted"
-    );
+    // Failed attempts are counted.
+    rig.until_health("the failed attempts counted", |h| h.error_count >= 1)
+        .await;
     rig.until_live_trade_after(i).await;
     rig.quiesce().await;
     rig.assert_tape_complete();

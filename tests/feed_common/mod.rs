@@ -227,6 +227,27 @@ impl Rig {
         .0
     }
 
+    /// Waits until the feed's health satisfies `pred` (in process isolation the worker's counters
+    /// arrive with its periodic health report, so they lag its events); returns that snapshot.
+    pub async fn until_health(
+        &self,
+        what: &str,
+        pred: impl Fn(&HealthSnapshot) -> bool,
+    ) -> HealthSnapshot {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let h = self.monitor().health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health never showed {what}: {h:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn trades(&self) -> Vec<TradeEvent> {
         self.events
             .lock()
