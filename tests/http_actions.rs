@@ -63,7 +63,11 @@ fn config(sim: &SimHandle, name: &str, token: Option<&str>) -> ServiceConfig {
 }
 
 async fn run(cfg: ServiceConfig, isolation: Isolation) -> Running {
-    let opts = WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"));
+    // A hang threshold no loaded machine reaches by accident: the worker is told, never replaced.
+    let opts = WorkerOptions {
+        hung_after_s: Some(30.0),
+        ..WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+    };
     start(
         cfg,
         move |f| FeedSource::spawn_with(f, isolation, opts.clone()).map_err(|e| e.to_string()),

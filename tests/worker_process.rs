@@ -18,6 +18,7 @@ use hft_connector::feed::{DisconnectReason, Feed, FeedEvent};
 use hft_connector::protocol::Category;
 use hft_connector::sim::Simulator;
 use hft_connector::worker::child::PANIC_AFTER_ENV;
+use hft_connector::worker::WorkerOptions;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -121,11 +122,10 @@ async fn assert_replaced_and_exact(rig: &Rig, from: usize, old_pid: u32) {
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
-    let h = rig.shared.health.snapshot();
-    assert!(
-        h.process_alive && h.reconnects >= 1 && h.error_count >= 1,
-        "{h:?}"
-    );
+    rig.until_health("the new worker alive, the restart counted", |h| {
+        h.process_alive && h.reconnects >= 1 && h.error_count >= 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +199,12 @@ async fn a_worker_panic_is_captured_from_stderr_and_the_worker_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_worker_is_caught_by_the_stale_detector_and_replaced() {
-    let rig = started_rig(worker_options(), |_| {}).await;
+    // A hang threshold of its own (the shared options' is far longer).
+    let opts = WorkerOptions {
+        hung_after_s: Some(2.0),
+        ..worker_options()
+    };
+    let rig = started_rig(opts, |_| {}).await;
     let pid = rig.monitor().pid().expect("worker pid");
     let mark = rig.len();
     kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).expect("SIGSTOP");
@@ -209,10 +214,10 @@ async fn a_hung_worker_is_caught_by_the_stale_detector_and_replaced() {
         })
         .await;
     assert!(proc_gone(pid), "the hung worker is gone, not left stopped");
-    // Judged by the rule, never early: hang threshold = stale_after (1 s); then SIGKILL at once.
+    // Judged by the rule, never early: hang threshold 2 s; then SIGKILL at once.
     let stale = wait_logged("bybit_connector_subprocess_stale", pid).await;
-    assert!(stale[0]["seconds_since_last_frame"].as_f64().unwrap_or(0.0) >= 1.0);
-    assert_eq!(stale[0]["stale_threshold"].as_f64(), Some(1.0), "{stale:?}");
+    assert!(stale[0]["seconds_since_last_frame"].as_f64().unwrap_or(0.0) >= 2.0);
+    assert_eq!(stale[0]["stale_threshold"].as_f64(), Some(2.0), "{stale:?}");
     let terminated = wait_logged("bybit_connector_subprocess_terminated", pid).await;
     assert_eq!(terminated[0]["reason"], "unresponsive");
     assert_eq!(terminated[0]["signal_sent"], "SIGKILL");

@@ -37,9 +37,14 @@ pub fn default_isolation() -> Isolation {
     }
 }
 
-/// Worker options for tests: the crate's binary as the worker executable.
+/// Worker options for tests: the crate's binary as the worker executable, and a hang threshold
+/// (30 s) no loaded machine reaches by accident, so only a test that hangs a worker on purpose
+/// (and sets its own threshold) sees a worker replaced as hung.
 pub fn worker_options() -> WorkerOptions {
-    WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+    WorkerOptions {
+        hung_after_s: Some(30.0),
+        ..WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+    }
 }
 
 /// Read access to the feed's state in either mode (`rig.shared.health.snapshot()`).
