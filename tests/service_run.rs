@@ -255,8 +255,27 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
     let last_trade = last.ts_ms;
     let open_start = last_trade / 60_000 * 60_000;
     let theirs = rest_candles(&sim, old, open_start + 60_000).await;
-    // Wait for the store to hold what the service computed from it: every re-fetched minute and
-    // the open candle as of the last trade (the state itself; the guard only stops a hang).
+    let five = last_trade / 300_000 * 300_000;
+    let body = reqwest::get(format!(
+        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=5&start={five}&end={}&limit=1",
+        sim.rest_url(),
+        five + 299_999
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let theirs5 = rest::decode::<KlineResult>(&body).unwrap().result.list;
+    let stored5 = || {
+        Store::open(&data)
+            .unwrap()
+            .candles_range("BTCUSDT", Category::Linear, "5", five, five + 300_000)
+            .unwrap()
+    };
+    // Wait for the store to hold what the service computed from it: every re-fetched minute, and
+    // the open 1- and 5-minute candles as of the last trade, each stitched to REST's (the state
+    // itself; the guard only stops a hang).
     let expected_closed = (open_start - old) / 60_000;
     let deadline = tokio::time::Instant::now() + GUARD;
     let ours = loop {
@@ -273,7 +292,11 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
             (Some(o), Some(t)) => o.close == t.close && o.volume == t.volume,
             _ => false,
         };
-        if delivered && closed == expected_closed && open_caught_up {
+        let five_caught_up = match (stored5().first(), theirs5.first()) {
+            (Some(o), Some(t)) => o.close == t.close && o.volume == t.volume,
+            _ => false,
+        };
+        if delivered && closed == expected_closed && open_caught_up && five_caught_up {
             break ours;
         }
         assert!(
@@ -309,22 +332,7 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
         "REST before the join point plus live trades after it make exactly REST's candle"
     );
     // The same for the 5-minute candle built alongside.
-    let five = last_trade / 300_000 * 300_000;
-    let ours5 = Store::open(&data)
-        .unwrap()
-        .candles_range("BTCUSDT", Category::Linear, "5", five, five + 300_000)
-        .unwrap();
-    let body = reqwest::get(format!(
-        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=5&start={five}&end={}&limit=1",
-        sim.rest_url(),
-        five + 299_999
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    let theirs5 = rest::decode::<KlineResult>(&body).unwrap().result.list;
+    let ours5 = stored5();
     let (a, b) = (&ours5[0], &theirs5[0]);
     assert_eq!(
         (a.start_ms, a.open, a.high, a.low, a.close, a.volume),
