@@ -1,5 +1,5 @@
 //! The running feeds the HTTP actions can reach, by category: each feed's
-//! [`SourceMonitor`](crate::source::SourceMonitor), registered by the runner as it starts the feed.
+//! [`SourceMonitor`], registered by the runner as it starts the feed.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
