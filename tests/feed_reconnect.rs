@@ -2,7 +2,8 @@
 //! modes against the simulator: the live connection ends with `Requested` and its reason, a second
 //! connection goes live on the normal path (in process isolation inside the same worker), and
 //! after it the tape is complete (zero lost, zero duplicated against the journal) and the book
-//! equals the true book. A request while the worker is not ready is refused, not lost in a kill.
+//! equals the true book. `FeedSource::resync` rebuilds every book from a fresh snapshot on the
+//! same connection, the tape going on without a hole.
 
 mod feed_common;
 
@@ -10,9 +11,10 @@ use std::time::Duration;
 
 use feed_common::Rig;
 use hft_connector::cli::run::Isolation;
-use hft_connector::feed::{DisconnectReason, FeedEvent};
+use hft_connector::feed::{DisconnectReason, FeedEvent, ResyncReason};
+use hft_connector::protocol::ws::BookKind;
 use hft_connector::protocol::Category;
-use hft_connector::source::ReconnectOutcome;
+use hft_connector::source::RequestOutcome;
 
 /// A hang guard only.
 const GUARD: Duration = Duration::from_secs(60);
@@ -24,10 +26,10 @@ async fn reconnect_on_request(isolation: Isolation) {
     let mark = rig.len();
     let outcome = rig.monitor().reconnect("test: operator asked");
     match isolation {
-        Isolation::InProcess => assert_eq!(outcome, ReconnectOutcome::Requested),
+        Isolation::InProcess => assert_eq!(outcome, RequestOutcome::Requested),
         Isolation::Process => assert_eq!(
             outcome,
-            ReconnectOutcome::WorkerSignalled {
+            RequestOutcome::WorkerSignalled {
                 pid: pid.expect("a worker runs")
             }
         ),
@@ -122,7 +124,7 @@ async fn a_request_between_connections_ends_the_backoff_wait() {
     // The feed now waits most of an hour before reconnecting; a request ends that wait.
     assert_eq!(
         rig.monitor().reconnect("test: skip the wait"),
-        ReconnectOutcome::Requested
+        RequestOutcome::Requested
     );
     rig.wait_for(
         mark,
@@ -132,4 +134,67 @@ async fn a_request_between_connections_ends_the_backoff_wait() {
     )
     .await;
     rig.stop().await;
+}
+
+/// `FeedSource::resync`: every book announces a requested resync and is rebuilt from a fresh
+/// snapshot on the same connection; the tape goes on without a hole and the book ends equal to
+/// the true book.
+async fn resync_on_request(isolation: Isolation) {
+    let rig = Rig::start_with(Category::Linear, isolation).await;
+    rig.until_flowing().await;
+    let pid = rig.monitor().pid();
+    let mark = rig.len();
+    let outcome = rig.monitor().resync("test: fresh books");
+    match isolation {
+        Isolation::InProcess => assert_eq!(outcome, RequestOutcome::Requested),
+        Isolation::Process => assert_eq!(
+            outcome,
+            RequestOutcome::WorkerSignalled {
+                pid: pid.expect("a worker runs")
+            }
+        ),
+    }
+    let (i, _) = rig
+        .wait_for(mark, GUARD, "the requested resync", |e| {
+            matches!(
+                e,
+                FeedEvent::Resync {
+                    reason: ResyncReason::Requested,
+                    ..
+                }
+            )
+        })
+        .await;
+    let (j, _) = rig
+        .wait_for(
+            i,
+            GUARD,
+            "a fresh snapshot",
+            |e| matches!(e, FeedEvent::Book(b) if b.kind == BookKind::Snapshot),
+        )
+        .await;
+    rig.until_live_trade_after(j).await;
+    rig.quiesce().await;
+    rig.assert_tape_complete();
+    rig.assert_book_matches();
+    assert_eq!(
+        rig.count(|e| matches!(e, FeedEvent::Disconnected { .. })),
+        0,
+        "the connection stayed up: {:?}",
+        rig.summary()
+    );
+    if isolation == Isolation::Process {
+        assert_eq!(rig.monitor().pid(), pid, "the same worker");
+    }
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_feed_resyncs_its_books_on_request() {
+    resync_on_request(Isolation::InProcess).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_resyncs_its_books_on_request() {
+    resync_on_request(Isolation::Process).await;
 }

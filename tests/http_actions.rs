@@ -1,10 +1,11 @@
-//! The state-changing route `POST /api/feeds/{category}/reconnect` end to end, in the `run`
-//! service against the simulator: the token guard (403 without a configured token, 401 for a
-//! missing or wrong one), 404 for a category the service does not run, and with the right token a
-//! 202 after which the feed really reconnects (a second connection, in both isolation modes; in
-//! process isolation the same worker) with zero lost and zero duplicated trades against the
-//! simulator's journal. Every wait is for the state itself (the status API, the recent events,
-//! the journal's last trade), with a generous overall guard.
+//! The state-changing routes end to end, in the `run` service against the simulator: the token
+//! guard (403 without a configured token, 401 for a missing or wrong one), 404 for a category the
+//! service does not run; with the right token `POST /api/feeds/{category}/reconnect` answers 202
+//! and the feed really reconnects (a second connection, in both isolation modes; in process
+//! isolation the same worker) with zero lost and zero duplicated trades against the simulator's
+//! journal, and `POST /api/feeds/{category}/resync` rebuilds the books from fresh snapshots on the
+//! same connection (409 when not connected). Every wait is for the state itself (the status API,
+//! the recent events, the journal's last trade), with a generous overall guard.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -356,6 +357,99 @@ async fn the_right_token_reconnects_the_in_process_feed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_token_reconnects_through_the_worker() {
     reconnects_for_real(Isolation::Process, 34).await;
+}
+
+/// `POST /api/feeds/{category}/resync`: 202, every book rebuilt from a fresh snapshot on the same
+/// connection (no reconnect), the request in the recent events.
+async fn resyncs_for_real(isolation: Isolation, seed: u64) {
+    let sim = sim(seed).await;
+    let name = format!("resync-{isolation}");
+    let r = run(config(&sim, &name, Some(TOKEN)), isolation).await;
+    let before = until_connected(&r).await;
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, body) = post(&r, "/api/feeds/linear/resync", Some(&bearer)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["action"], "resync", "{body}");
+    assert_eq!(body["isolation"], isolation.as_str(), "{body}");
+    let done = if isolation == Isolation::Process {
+        "worker_signalled"
+    } else {
+        "feed_told"
+    };
+    assert_eq!(body["done"], done, "{body}");
+    let events = wait_api(&r, "/api/events/recent", "the requested resync", |v| {
+        v.to_string().contains("orderbook.50: Requested")
+    })
+    .await;
+    assert!(
+        events
+            .to_string()
+            .contains("bybit_connector_resync_requested"),
+        "{events}"
+    );
+    // A fresh snapshot rebuilt the book: it is synced again at the true book's `u` once the
+    // market stops, and the connection never dropped.
+    sim.pause_market();
+    let truth = sim
+        .book(Category::Linear, "BTCUSDT", 50)
+        .expect("true book");
+    let book = wait_api(
+        &r,
+        "/api/book/BTCUSDT?top=50",
+        "the book at the true u",
+        |v| v["synced"] == true && v["u"] == truth.u,
+    )
+    .await;
+    assert_eq!(
+        book["bids"].as_array().map(Vec::len),
+        Some(truth.bids.len())
+    );
+    let after = get(&r, "/api/status").await;
+    assert_eq!(
+        feed_status(&after)["reconnects"],
+        feed_status(&before)["reconnects"],
+        "no reconnect: {after}"
+    );
+    stop(r, sim).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resyncing_a_feed_that_is_not_connected_is_a_409() {
+    let sim = sim(37).await;
+    let mut cfg = config(&sim, "resync-down", Some(TOKEN));
+    // The exchange's WebSocket is unreachable (REST still answers the symbol check).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    cfg.feed.ws_url = format!("ws://127.0.0.1:{port}/v5/public");
+    let r = run(cfg, Isolation::InProcess).await;
+    wait_api(&r, "/api/status", "the feed down", |v| {
+        feed_status(v)["status"] == "down"
+    })
+    .await;
+    let (status, body) = post(
+        &r,
+        "/api/feeds/linear/resync",
+        Some(&format!("Bearer {TOKEN}")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "not_connected", "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("down"),
+        "{body}"
+    );
+    stop(r, sim).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_token_resyncs_the_in_process_books() {
+    resyncs_for_real(Isolation::InProcess, 35).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_token_resyncs_the_books_through_the_worker() {
+    resyncs_for_real(Isolation::Process, 36).await;
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::book::OrderBook;
 use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
+use crate::worker::control::{WorkerReconnect, WorkerRequest};
 use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
 
 /// How each exchange connection runs.
@@ -146,8 +147,13 @@ impl FeedSource {
     }
 
     /// Asks the feed to drop its connection now and reconnect (see [`SourceMonitor::reconnect`]).
-    pub fn reconnect(&self, reason: &str) -> ReconnectOutcome {
+    pub fn reconnect(&self, reason: &str) -> RequestOutcome {
         self.monitor().reconnect(reason)
+    }
+
+    /// Asks the feed for fresh book snapshots (see [`SourceMonitor::resync`]).
+    pub fn resync(&self, reason: &str) -> RequestOutcome {
+        self.monitor().resync(reason)
     }
 
     /// Stops the feed (in process mode: the worker gets SIGTERM, SIGKILL after a grace period).
@@ -159,13 +165,15 @@ impl FeedSource {
     }
 }
 
-/// What a reconnect request did.
+/// What a reconnect or resync request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReconnectOutcome {
-    /// The in-process feed drops its connection now (or, between connections, ends its backoff
-    /// wait) and reconnects: resubscribe, fresh book snapshots, REST trade gap-fill.
+pub enum RequestOutcome {
+    /// The in-process feed was asked. A reconnect drops its connection now (or, between
+    /// connections, ends its backoff wait) and reconnects: resubscribe, fresh book snapshots, REST
+    /// trade gap-fill. A resync resubscribes the live connection's book topics.
     Requested,
-    /// The worker `pid` was told (SIGUSR1) to do the same; it keeps running.
+    /// The worker `pid` was told (SIGUSR1 reconnect, SIGUSR2 resync) to do the same; it keeps
+    /// running.
     WorkerSignalled {
         /// The worker's pid.
         pid: u32,
@@ -231,20 +239,33 @@ impl SourceMonitor {
     /// Asks the feed to drop its connection now and reconnect the normal way; `reason` (who
     /// asked, why) ends up in the connection's `connector_disconnected` line in-process. In
     /// process mode the worker is told with SIGUSR1 ([`crate::worker::control`]).
-    pub fn reconnect(&self, reason: &str) -> ReconnectOutcome {
+    pub fn reconnect(&self, reason: &str) -> RequestOutcome {
         match self {
             SourceMonitor::InProcess(s) => {
                 s.control.request_reconnect(reason);
-                ReconnectOutcome::Requested
+                RequestOutcome::Requested
             }
-            SourceMonitor::Process(s) => match crate::worker::control::tell_reconnect(s) {
-                crate::worker::control::WorkerReconnect::Signalled { pid } => {
-                    ReconnectOutcome::WorkerSignalled { pid }
-                }
-                crate::worker::control::WorkerReconnect::NotReady => {
-                    ReconnectOutcome::WorkerNotReady
-                }
-            },
+            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Reconnect),
         }
+    }
+
+    /// Asks the live connection to resubscribe its book topics for fresh snapshots (each book
+    /// announces `Resync` with reason `requested`, then rebuilds from its snapshot); the
+    /// connection and the trade tape go on. In process mode the worker is told with SIGUSR2.
+    pub fn resync(&self, reason: &str) -> RequestOutcome {
+        match self {
+            SourceMonitor::InProcess(s) => {
+                s.control.request_resync(reason);
+                RequestOutcome::Requested
+            }
+            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Resync),
+        }
+    }
+}
+
+fn tell_worker(s: &WorkerShared, request: WorkerRequest) -> RequestOutcome {
+    match crate::worker::control::tell(s, request) {
+        WorkerReconnect::Signalled { pid } => RequestOutcome::WorkerSignalled { pid },
+        WorkerReconnect::NotReady => RequestOutcome::WorkerNotReady,
     }
 }

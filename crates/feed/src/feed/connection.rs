@@ -86,6 +86,7 @@ impl<'r> Connection<'r> {
         let cancel = self.r.cancel.clone();
         // Requests made before this socket opened are answered by it.
         self.r.control.borrow_and_update();
+        self.r.resync.borrow_and_update();
 
         loop {
             if let Some(reason) = self.perform().await {
@@ -96,6 +97,10 @@ impl<'r> Connection<'r> {
                 biased;
                 _ = cancel.cancelled() => return DisconnectReason::Shutdown,
                 why = super::control::requested(&mut self.r.control) => return DisconnectReason::Requested(why),
+                _ = super::control::requested(&mut self.r.resync) => {
+                    let r = &mut *self.r;
+                    r.session.resync_books(&r.shared.books);
+                }
                 _ = sleep_until_opt(deadline) => {
                     let now = self.now();
                     let r = &mut *self.r;

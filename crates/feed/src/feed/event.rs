@@ -56,6 +56,8 @@ pub enum ResyncReason {
     Restart,
     /// Best bid reached best ask.
     Crossed,
+    /// An operator asked for fresh snapshots ([`super::control`]).
+    Requested,
 }
 
 /// Every event a feed emits. Serialized with a `type` tag, like the normalized schema.

@@ -183,8 +183,9 @@ pub(crate) struct Runner {
     /// The protocol state machine, kept across connections (request ids, the trade tape).
     pub(crate) session: Session,
     pub(crate) connections: u64,
-    /// Reconnect requests ([`control`]) not yet acted on.
-    pub(crate) control: tokio::sync::watch::Receiver<control::ReconnectRequest>,
+    /// Reconnect and resync requests ([`control`]) not yet acted on.
+    pub(crate) control: tokio::sync::watch::Receiver<control::ControlRequest>,
+    pub(crate) resync: tokio::sync::watch::Receiver<control::ControlRequest>,
     /// When `bybit_connector_queue_full` was last logged, and the waits since.
     queue_full_logged: std::sync::atomic::AtomicU64,
     queue_full_waits: std::sync::atomic::AtomicU64,
@@ -210,6 +211,7 @@ impl Runner {
             })?;
         Ok(Runner {
             control: shared.control.subscribe(),
+            resync: shared.control.subscribe_resync(),
             cfg,
             shared,
             tx,

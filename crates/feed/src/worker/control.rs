@@ -1,12 +1,13 @@
-//! Reconnect requests across the process boundary: the supervisor side tells a worker with
-//! SIGUSR1 ([`tell_reconnect`]); the worker turns each SIGUSR1 into a request to its feed
-//! ([`crate::feed::control`]), which drops its connection and reconnects the normal way
-//! (resubscribe, fresh book snapshots, REST trade gap-fill). The worker keeps running: its
-//! supervisor's trade tape and books carry on as across any reconnect.
+//! Operator requests across the process boundary: the supervisor side tells a worker with
+//! SIGUSR1 (reconnect) or SIGUSR2 (resync the books) ([`tell`]); the worker turns each signal
+//! into a request to its feed ([`crate::feed::control`]): drop the connection and reconnect the
+//! normal way (resubscribe, fresh book snapshots, REST trade gap-fill), or resubscribe the book
+//! topics for fresh snapshots. The worker keeps running: its supervisor's trade tape and books
+//! carry on as across any reconnect or resync.
 //!
-//! A worker installs its SIGUSR1 handler before it reports anything, and SIGUSR1 would otherwise
+//! A worker installs its handlers before it reports anything, and SIGUSR1/SIGUSR2 would otherwise
 //! end a process: the supervisor side only signals a worker that has already reported its feed's
-//! state (see [`tell_reconnect`]).
+//! state (see [`tell`]).
 
 use std::sync::Arc;
 
@@ -17,10 +18,28 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::feed::{ConnState, FeedShared};
 use crate::worker::WorkerShared;
 
-/// What telling a worker to reconnect did.
+/// What a worker can be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerRequest {
+    /// Drop the connection and reconnect (SIGUSR1).
+    Reconnect,
+    /// Resubscribe the book topics for fresh snapshots (SIGUSR2).
+    Resync,
+}
+
+impl WorkerRequest {
+    fn signal(self) -> Signal {
+        match self {
+            WorkerRequest::Reconnect => Signal::SIGUSR1,
+            WorkerRequest::Resync => Signal::SIGUSR2,
+        }
+    }
+}
+
+/// What telling a worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerReconnect {
-    /// Worker `pid` was told (SIGUSR1).
+    /// Worker `pid` was told (SIGUSR1 or SIGUSR2).
     Signalled {
         /// The worker's pid.
         pid: u32,
@@ -30,29 +49,42 @@ pub enum WorkerReconnect {
     NotReady,
 }
 
-/// The worker side: SIGUSR1 is caught from now on (install before reporting anything).
-pub fn listen() -> std::io::Result<tokio::signal::unix::Signal> {
-    signal(SignalKind::user_defined1())
+/// The worker side: SIGUSR1 and SIGUSR2 are caught from now on (install before reporting
+/// anything).
+pub fn listen() -> std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
+    Ok((
+        signal(SignalKind::user_defined1())?,
+        signal(SignalKind::user_defined2())?,
+    ))
 }
 
-/// The worker side: each SIGUSR1 becomes a reconnect request to the worker's feed.
-pub async fn forward(mut usr1: tokio::signal::unix::Signal, feed: Arc<FeedShared>) {
-    while usr1.recv().await.is_some() {
-        let seq = feed
-            .control
-            .request_reconnect("asked by the supervisor (SIGUSR1)");
-        tracing::info!(
-            event = "bybit_connector_worker_reconnect_requested",
-            pid = std::process::id(),
-            requests = seq,
-        );
+/// The worker side: each SIGUSR1 becomes a reconnect request to the worker's feed, each SIGUSR2
+/// a resync request.
+pub async fn forward(
+    (mut usr1, mut usr2): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+    feed: Arc<FeedShared>,
+) {
+    let pid = std::process::id();
+    loop {
+        tokio::select! {
+            got = usr1.recv() => {
+                if got.is_none() { break; }
+                let seq = feed.control.request_reconnect("asked by the supervisor (SIGUSR1)");
+                tracing::info!(event = "bybit_connector_worker_reconnect_requested", pid, requests = seq);
+            }
+            got = usr2.recv() => {
+                if got.is_none() { break; }
+                let seq = feed.control.request_resync("asked by the supervisor (SIGUSR2)");
+                tracing::info!(event = "bybit_connector_worker_resync_requested", pid, requests = seq);
+            }
+        }
     }
 }
 
-/// The supervisor side: tells the current worker to drop its connection and reconnect. Only a
-/// worker that is alive and has reported a state of its own (anything but the `connecting` the
-/// supervisor sets when it starts one) is signalled: that worker has its handler installed.
-pub fn tell_reconnect(shared: &WorkerShared) -> WorkerReconnect {
+/// The supervisor side: tells the current worker `request`. Only a worker that is alive and has
+/// reported a state of its own (anything but the `connecting` the supervisor sets when it starts
+/// one) is signalled: that worker has its handlers installed.
+pub fn tell(shared: &WorkerShared, request: WorkerRequest) -> WorkerReconnect {
     let Some(pid) = shared.pid() else {
         return WorkerReconnect::NotReady;
     };
@@ -65,10 +97,11 @@ pub fn tell_reconnect(shared: &WorkerShared) -> WorkerReconnect {
     if raw <= 1 {
         return WorkerReconnect::NotReady;
     }
-    match nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGUSR1) {
+    let signal = request.signal();
+    match nix::sys::signal::kill(Pid::from_raw(raw), signal) {
         Ok(()) => WorkerReconnect::Signalled { pid },
         Err(e) => {
-            tracing::warn!(event = "bybit_connector_signal_failed", pid, signal = "SIGUSR1", error = %e);
+            tracing::warn!(event = "bybit_connector_signal_failed", pid, signal = %signal, error = %e);
             WorkerReconnect::NotReady
         }
     }

@@ -8,7 +8,7 @@
 //!   supervisor.
 //! - [`supervisor`]: [`WorkerFeed`]: spawns, watches (exit, stderr, silence), stops and restarts
 //!   workers; rebuilds the books and keeps the trade tape continuous across workers.
-//! - [`control`]: reconnect requests to a worker (SIGUSR1).
+//! - [`control`]: operator requests to a worker (SIGUSR1 reconnect, SIGUSR2 resync).
 //! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
 //! - [`raw`]: raw frames forwarded to the supervisor when it records (`[sinks.record]`).
 //! - [`stderr`]: worker stderr lines into structured logs.

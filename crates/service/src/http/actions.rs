@@ -7,6 +7,10 @@
 //!   and is still opening its connection (nothing to drop yet). An optional `reason` (query
 //!   parameter or JSON body `{"reason": "..."}`) is logged with the caller's address as
 //!   `bybit_connector_reconnect_requested`.
+//! - `POST /api/feeds/{category}/resync`: that category's live connection resubscribes its book
+//!   topics for fresh snapshots (the connection and the trade tape go on); in process isolation
+//!   the worker is told (SIGUSR2). 202, 404 as above, 409 when the feed is not connected (a new
+//!   connection starts from fresh snapshots anyway). Logged as `bybit_connector_resync_requested`.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -24,7 +28,7 @@ use crate::feed::health::{iso_time, unix_ms};
 use crate::protocol::Category;
 use crate::service::state::LogEvent;
 use crate::service::ServiceState;
-use crate::source::{ReconnectOutcome, SourceMonitor};
+use crate::source::{RequestOutcome, SourceMonitor};
 
 /// Longest `reason` accepted (characters).
 pub const MAX_REASON_CHARS: usize = 200;
@@ -33,15 +37,16 @@ pub const MAX_REASON_CHARS: usize = 200;
 pub fn routes(state: ServiceState) -> Router {
     Router::new()
         .route("/api/feeds/{category}/reconnect", post(reconnect))
+        .route("/api/feeds/{category}/resync", post(resync))
         .with_state(state)
 }
 
-/// `POST /api/feeds/{category}/reconnect` answer (202).
+/// `POST /api/feeds/{category}/reconnect` and `/resync` answer (202).
 #[derive(Debug, Serialize)]
 pub struct ReconnectBody {
     /// The feed's category.
     pub category: Category,
-    /// Always `reconnect`.
+    /// `reconnect` or `resync`.
     pub action: &'static str,
     /// `process` or `in-process`.
     pub isolation: &'static str,
@@ -59,7 +64,34 @@ pub struct ReconnectBody {
     pub detail: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Reconnect,
+    Resync,
+}
+
 async fn reconnect(
+    state: State<ServiceState>,
+    category: Path<String>,
+    params: Query<Params>,
+    extensions: Extensions,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ReconnectBody>)> {
+    act(Action::Reconnect, state, category, params, extensions, body).await
+}
+
+async fn resync(
+    state: State<ServiceState>,
+    category: Path<String>,
+    params: Query<Params>,
+    extensions: Extensions,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<ReconnectBody>)> {
+    act(Action::Resync, state, category, params, extensions, body).await
+}
+
+async fn act(
+    action: Action,
     State(state): State<ServiceState>,
     Path(category): Path<String>,
     Query(params): Query<Params>,
@@ -82,18 +114,30 @@ async fn reconnect(
         SourceMonitor::InProcess(_) => "in-process",
         SourceMonitor::Process(_) => "process",
     };
+    if action == Action::Resync {
+        return resync_now(
+            &state,
+            category,
+            &monitor,
+            isolation,
+            status_before,
+            requested_by,
+            reason,
+            &why,
+        );
+    }
     let (done, pid, detail) = match monitor.reconnect(&why) {
-        ReconnectOutcome::Requested => (
+        RequestOutcome::Requested => (
             "feed_told",
             None,
             format!("the feed ({status_before}) drops its connection now, or ends its reconnect backoff wait, and reconnects: it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST"),
         ),
-        ReconnectOutcome::WorkerSignalled { pid } => (
+        RequestOutcome::WorkerSignalled { pid } => (
             "worker_signalled",
             Some(pid),
             format!("worker {pid} was told (SIGUSR1) to drop its connection and reconnect; it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST"),
         ),
-        ReconnectOutcome::WorkerNotReady => {
+        RequestOutcome::WorkerNotReady => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "worker_starting",
@@ -127,6 +171,81 @@ async fn reconnect(
         Json(ReconnectBody {
             category,
             action: "reconnect",
+            isolation,
+            done,
+            pid,
+            status_before,
+            requested_by,
+            reason,
+            detail,
+        }),
+    ))
+}
+
+/// The resync half of [`act`]: only a connected feed has books to refresh.
+#[allow(clippy::too_many_arguments)]
+fn resync_now(
+    state: &ServiceState,
+    category: Category,
+    monitor: &SourceMonitor,
+    isolation: &'static str,
+    status_before: String,
+    requested_by: String,
+    reason: String,
+    why: &str,
+) -> ApiResult<(StatusCode, Json<ReconnectBody>)> {
+    if status_before != "connected" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_connected",
+            format!(
+                "the {category} feed is {status_before}: nothing to resync (its next connection \
+                 starts from fresh snapshots)"
+            ),
+        ));
+    }
+    let (done, pid, detail) = match monitor.resync(why) {
+        RequestOutcome::Requested => (
+            "feed_told",
+            None,
+            "the live connection resubscribes every book topic: each book announces a resync and is rebuilt from a fresh snapshot; trades go on".to_string(),
+        ),
+        RequestOutcome::WorkerSignalled { pid } => (
+            "worker_signalled",
+            Some(pid),
+            format!("worker {pid} was told (SIGUSR2) to resubscribe every book topic: each book announces a resync and is rebuilt from a fresh snapshot; trades go on"),
+        ),
+        RequestOutcome::WorkerNotReady => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "worker_starting",
+                format!("the {category} feed's worker is starting: ask again once it is connected"),
+            ))
+        }
+    };
+    tracing::info!(
+        event = "bybit_connector_resync_requested",
+        category = %category,
+        requested_by = %requested_by,
+        reason = %reason,
+        isolation,
+        done,
+        pid,
+        status_before = %status_before,
+    );
+    state.push_event(LogEvent {
+        timestamp: iso_time(unix_ms()).unwrap_or_default(),
+        level: "INFO".into(),
+        event: "bybit_connector_resync_requested".into(),
+        category: Some(category),
+        symbol: None,
+        detail: why.to_string(),
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReconnectBody {
+            category,
+            action: "resync",
             isolation,
             done,
             pid,
