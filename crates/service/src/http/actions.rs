@@ -114,87 +114,7 @@ async fn act(
         SourceMonitor::InProcess(_) => "in-process",
         SourceMonitor::Process(_) => "process",
     };
-    if action == Action::Resync {
-        return resync_now(
-            &state,
-            category,
-            &monitor,
-            isolation,
-            status_before,
-            requested_by,
-            reason,
-            &why,
-        );
-    }
-    let (done, pid, detail) = match monitor.reconnect(&why) {
-        RequestOutcome::Requested => (
-            "feed_told",
-            None,
-            format!("the feed ({status_before}) drops its connection now, or ends its reconnect backoff wait, and reconnects: it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST"),
-        ),
-        RequestOutcome::WorkerSignalled { pid } => (
-            "worker_signalled",
-            Some(pid),
-            format!("worker {pid} was told (SIGUSR1) to drop its connection and reconnect; it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST"),
-        ),
-        RequestOutcome::WorkerNotReady => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "worker_starting",
-                format!(
-                    "the {category} feed's worker is starting and opening a fresh connection \
-                     (status {status_before}): nothing to drop yet, ask again once it is connected"
-                ),
-            ))
-        }
-    };
-    tracing::info!(
-        event = "bybit_connector_reconnect_requested",
-        category = %category,
-        requested_by = %requested_by,
-        reason = %reason,
-        isolation,
-        done,
-        pid,
-        status_before = %status_before,
-    );
-    state.push_event(LogEvent {
-        timestamp: iso_time(unix_ms()).unwrap_or_default(),
-        level: "INFO".into(),
-        event: "bybit_connector_reconnect_requested".into(),
-        category: Some(category),
-        symbol: None,
-        detail: why.clone(),
-    });
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ReconnectBody {
-            category,
-            action: "reconnect",
-            isolation,
-            done,
-            pid,
-            status_before,
-            requested_by,
-            reason,
-            detail,
-        }),
-    ))
-}
-
-/// The resync half of [`act`]: only a connected feed has books to refresh.
-#[allow(clippy::too_many_arguments)]
-fn resync_now(
-    state: &ServiceState,
-    category: Category,
-    monitor: &SourceMonitor,
-    isolation: &'static str,
-    status_before: String,
-    requested_by: String,
-    reason: String,
-    why: &str,
-) -> ApiResult<(StatusCode, Json<ReconnectBody>)> {
-    if status_before != "connected" {
+    if action == Action::Resync && status_before != "connected" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_connected",
@@ -204,27 +124,41 @@ fn resync_now(
             ),
         ));
     }
-    let (done, pid, detail) = match monitor.resync(why) {
-        RequestOutcome::Requested => (
-            "feed_told",
-            None,
-            "the live connection resubscribes every book topic: each book announces a resync and is rebuilt from a fresh snapshot; trades go on".to_string(),
+    let (name, event, outcome) = match action {
+        Action::Reconnect => (
+            "reconnect",
+            "bybit_connector_reconnect_requested",
+            monitor.reconnect(&why),
         ),
-        RequestOutcome::WorkerSignalled { pid } => (
-            "worker_signalled",
-            Some(pid),
-            format!("worker {pid} was told (SIGUSR2) to resubscribe every book topic: each book announces a resync and is rebuilt from a fresh snapshot; trades go on"),
+        Action::Resync => (
+            "resync",
+            "bybit_connector_resync_requested",
+            monitor.resync(&why),
         ),
+    };
+    let what = match action {
+        Action::Reconnect => "drops its connection now, or ends its reconnect backoff wait, and reconnects: it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST",
+        Action::Resync => "resubscribes every book topic on its live connection: each book announces a resync and is rebuilt from a fresh snapshot while trades go on",
+    };
+    let (done, pid, detail) = match outcome {
+        RequestOutcome::Requested => ("feed_told", None, format!("the feed ({status_before}) {what}")),
+        RequestOutcome::WorkerSignalled { pid } => {
+            let signal = if action == Action::Reconnect { "SIGUSR1" } else { "SIGUSR2" };
+            ("worker_signalled", Some(pid), format!("worker {pid} was told ({signal}): it {what}"))
+        }
         RequestOutcome::WorkerNotReady => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "worker_starting",
-                format!("the {category} feed's worker is starting: ask again once it is connected"),
+                format!(
+                    "the {category} feed's worker is starting and opening a fresh connection \
+                     (status {status_before}): nothing to {name} yet, ask again once it is connected"
+                ),
             ))
         }
     };
     tracing::info!(
-        event = "bybit_connector_resync_requested",
+        event,
         category = %category,
         requested_by = %requested_by,
         reason = %reason,
@@ -236,16 +170,16 @@ fn resync_now(
     state.push_event(LogEvent {
         timestamp: iso_time(unix_ms()).unwrap_or_default(),
         level: "INFO".into(),
-        event: "bybit_connector_resync_requested".into(),
+        event: event.into(),
         category: Some(category),
         symbol: None,
-        detail: why.to_string(),
+        detail: why,
     });
     Ok((
         StatusCode::ACCEPTED,
         Json(ReconnectBody {
             category,
-            action: "resync",
+            action: name,
             isolation,
             done,
             pid,
