@@ -224,21 +224,27 @@ fn same_price_with_different_scale_is_one_level() {
     assert_eq!(b.bids()[0].qty, p("2"));
 }
 
-/// A naive reference: BTreeMaps, full depth, truncated only when read.
+/// A naive reference: BTreeMaps by price value holding each level as the book must show it (the
+/// price text of the update that created the level, the size text of the one that last set it),
+/// trimmed to the depth after every update exactly as the book forgets levels outside its window.
 #[derive(Default)]
 struct Model {
-    bids: BTreeMap<i64, i64>,
-    asks: BTreeMap<i64, i64>,
+    bids: BTreeMap<i64, Level>,
+    asks: BTreeMap<i64, Level>,
 }
+
+/// One generated level: price in cents, size, and whether each is written with an extra digit
+/// (`0.50` vs `0.500`, `3` vs `3.00`): the same values in mixed scales, as the book must handle.
+type Gen = (i64, i64, bool, bool);
 
 #[derive(Debug, Clone)]
 enum Step {
-    Snapshot(Vec<(i64, i64)>, Vec<(i64, i64)>),
-    Delta(Vec<(i64, i64)>, Vec<(i64, i64)>),
+    Snapshot(Vec<Gen>, Vec<Gen>),
+    Delta(Vec<Gen>, Vec<Gen>),
 }
 
-fn side(lo: i64, hi: i64) -> impl Strategy<Value = Vec<(i64, i64)>> {
-    prop::collection::vec((lo..hi, 0i64..5), 0..12)
+fn side(lo: i64, hi: i64) -> impl Strategy<Value = Vec<Gen>> {
+    prop::collection::vec((lo..hi, 0i64..5, any::<bool>(), any::<bool>()), 0..12)
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -249,10 +255,80 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn levels(v: &[(i64, i64)]) -> Vec<Level> {
+fn level(&(p, q, wide_price, wide_qty): &Gen) -> Level {
+    let price = if wide_price {
+        Decimal::new(p * 10, 3)
+    } else {
+        Decimal::new(p, 2)
+    };
+    let qty = if wide_qty {
+        Decimal::new(q * 100, 2)
+    } else {
+        Decimal::new(q, 0)
+    };
+    Level::new(price, qty)
+}
+
+fn levels(v: &[Gen]) -> Vec<Level> {
+    v.iter().map(level).collect()
+}
+
+/// Levels as text, so a different scale is a difference.
+fn texts(v: &[Level]) -> Vec<(String, String)> {
     v.iter()
-        .map(|&(p, q)| Level::new(Decimal::new(p, 2), Decimal::new(q, 0)))
+        .map(|l| (l.price.to_string(), l.qty.to_string()))
         .collect()
+}
+
+impl Model {
+    /// A snapshot: the first occurrence of a price wins; size 0 lists nothing.
+    fn snapshot(&mut self, b: &[Gen], a: &[Gen]) {
+        for (side, gens) in [(&mut self.bids, b), (&mut self.asks, a)] {
+            side.clear();
+            for g in gens.iter().filter(|g| g.1 > 0) {
+                side.entry(g.0).or_insert_with(|| level(g));
+            }
+        }
+    }
+
+    /// A delta, in order: size 0 removes; an existing level keeps its price text.
+    fn delta(&mut self, b: &[Gen], a: &[Gen]) {
+        for (side, gens) in [(&mut self.bids, b), (&mut self.asks, a)] {
+            for g in gens {
+                let new = level(g);
+                if g.1 == 0 {
+                    side.remove(&g.0);
+                } else if let Some(l) = side.get_mut(&g.0) {
+                    l.qty = new.qty;
+                } else {
+                    side.insert(g.0, new);
+                }
+            }
+        }
+    }
+
+    /// Forgets what lies outside the best `depth` levels; returns each side best first.
+    fn trim(&mut self, depth: usize) -> (Vec<Level>, Vec<Level>) {
+        let bids: Vec<(i64, Level)> = self
+            .bids
+            .iter()
+            .rev()
+            .take(depth)
+            .map(|(&p, &l)| (p, l))
+            .collect();
+        let asks: Vec<(i64, Level)> = self
+            .asks
+            .iter()
+            .take(depth)
+            .map(|(&p, &l)| (p, l))
+            .collect();
+        self.bids = bids.iter().copied().collect();
+        self.asks = asks.iter().copied().collect();
+        (
+            bids.into_iter().map(|(_, l)| l).collect(),
+            asks.into_iter().map(|(_, l)| l).collect(),
+        )
+    }
 }
 
 proptest! {
@@ -266,13 +342,7 @@ proptest! {
             u += 1;
             match s {
                 Step::Snapshot(b, a) => {
-                    model.bids.clear();
-                    model.asks.clear();
-                    for &(p, q) in b { if q > 0 { model.bids.insert(p, q); } }
-                    for &(p, q) in a { if q > 0 { model.asks.insert(p, q); } }
-                    // Snapshot lists may repeat a price; the book keeps the first occurrence.
-                    for &(p, q) in b.iter().rev() { if q > 0 { model.bids.insert(p, q); } }
-                    for &(p, q) in a.iter().rev() { if q > 0 { model.asks.insert(p, q); } }
+                    model.snapshot(b, a);
                     let o = book.apply_levels(BookKind::Snapshot, u, None, 0, &levels(b), &levels(a));
                     prop_assert!(o.applied());
                     seen_snapshot = true;
@@ -284,18 +354,12 @@ proptest! {
                         continue;
                     }
                     prop_assert_eq!(o, Outcome::Delta);
-                    for &(p, q) in b { if q == 0 { model.bids.remove(&p); } else { model.bids.insert(p, q); } }
-                    for &(p, q) in a { if q == 0 { model.asks.remove(&p); } else { model.asks.insert(p, q); } }
+                    model.delta(b, a);
                 }
             }
-            // The book holds the model's best `depth` levels once levels outside the window are
-            // forgotten: trim the model the same way (Bybit sends level exits as size 0).
-            let keep_b: Vec<_> = model.bids.iter().rev().take(depth as usize).map(|(&p, &q)| (p, q)).collect();
-            let keep_a: Vec<_> = model.asks.iter().take(depth as usize).map(|(&p, &q)| (p, q)).collect();
-            model.bids = keep_b.iter().copied().collect();
-            model.asks = keep_a.iter().copied().collect();
-            prop_assert_eq!(book.bids().to_vec(), levels(&keep_b));
-            prop_assert_eq!(book.asks().to_vec(), levels(&keep_a));
+            let (keep_b, keep_a) = model.trim(depth as usize);
+            prop_assert_eq!(texts(book.bids()), texts(&keep_b));
+            prop_assert_eq!(texts(book.asks()), texts(&keep_a));
             if let (Some(bb), Some(ba)) = (book.best_bid(), book.best_ask()) {
                 prop_assert!(bb.price < ba.price, "valid input never crosses");
             }
@@ -306,9 +370,9 @@ proptest! {
     #[test]
     fn gaps_are_always_refused(start in 1u64..1000, skip in 2u64..100) {
         let mut book = OrderBook::new("P", 50);
-        book.apply_levels(BookKind::Snapshot, start, None, 0, &levels(&[(1, 1)]), &levels(&[(60, 1)]));
+        book.apply_levels(BookKind::Snapshot, start, None, 0, &levels(&[(1, 1, false, false)]), &levels(&[(60, 1, false, false)]));
         let before = book.clone();
-        let o = book.apply_levels(BookKind::Delta, start + skip, None, 0, &levels(&[(2, 1)]), &[]);
+        let o = book.apply_levels(BookKind::Delta, start + skip, None, 0, &levels(&[(2, 1, false, false)]), &[]);
         prop_assert_eq!(o, Outcome::Gap { expected_u: start + 1, got_u: start + skip });
         prop_assert_eq!(book.bids(), before.bids());
     }

@@ -85,7 +85,7 @@ fn demo_runs_the_fault_tour_and_stops_cleanly_on_ctrl_c() {
     );
 
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
@@ -93,8 +93,12 @@ fn demo_runs_the_fault_tour_and_stops_cleanly_on_ctrl_c() {
         assert!(Instant::now() < deadline, "demo did not stop after Ctrl-C");
         std::thread::sleep(Duration::from_millis(50));
     };
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-        lines.push(l);
+    // The demo's last lines, however late the reader passes them on (it ends at EOF).
+    while !lines.iter().any(|l| l == "stopped cleanly") {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
     }
     assert!(status.success(), "exit status {status}");
     assert!(lines.iter().any(|l| l == "stopped cleanly"), "{lines:?}");

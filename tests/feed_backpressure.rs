@@ -9,6 +9,9 @@ use hft_connector::normalized::Event;
 use hft_connector::protocol::Category;
 use hft_connector::sim::{JournalQuery, SimConfig, SimHandle, Simulator};
 
+/// A hang guard only: every wait ends as soon as what it waits for happened.
+const GUARD: Duration = Duration::from_secs(60);
+
 /// A simulated BTCUSDT market (seed `seed`) and a feed on it whose consumer queue holds `queue`.
 async fn market_and_feed(seed: u64, queue: usize) -> (SimHandle, FeedHandle) {
     let sim = Simulator::start(SimConfig {
@@ -42,17 +45,22 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
         }
     }
     // Stop reading: the queue fills up to its bound and the feed waits there.
+    let deadline = tokio::time::Instant::now() + GUARD;
     while feed.health().queue_size < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(feed.health().queue_size, 8, "the queue is full and bounded");
-    // Read again for a while, then stop the market and drain.
-    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
-    while tokio::time::Instant::now() < until {
-        if let Ok(Some(FeedEvent::Trade(t))) =
-            tokio::time::timeout(Duration::from_millis(50), feed.next()).await
-        {
-            trades.push(t);
+    // Read again (trades the feed held back while it waited, then new ones), then stop the
+    // market and drain.
+    while trades.len() < 40 {
+        match tokio::time::timeout(GUARD, feed.next()).await {
+            Ok(Some(FeedEvent::Trade(t))) => trades.push(t),
+            Ok(Some(_)) => {}
+            other => panic!("the feed ended: {other:?}"),
         }
     }
     sim.pause_market();
@@ -72,7 +80,7 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
         })
         .expect("the market traded");
     while !trades.iter().any(|t| t.id == last) {
-        match tokio::time::timeout(Duration::from_secs(60), feed.next()).await {
+        match tokio::time::timeout(GUARD, feed.next()).await {
             Ok(Some(FeedEvent::Trade(t))) => trades.push(t),
             Ok(Some(_)) => {}
             other => panic!("the feed ended before the last trade: {other:?}"),
@@ -106,11 +114,16 @@ async fn a_full_queue_makes_the_feed_wait_not_drop() {
 async fn shutdown_does_not_wait_for_a_consumer_that_stopped_reading() {
     let (sim, feed) = market_and_feed(10, 4).await;
     // Nobody reads: wait until the feed is blocked on the full queue.
+    let deadline = tokio::time::Instant::now() + GUARD;
     while feed.health().queue_size < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The guard only turns a hang into a failure; the shutdown itself is immediate.
-    tokio::time::timeout(Duration::from_secs(60), feed.shutdown())
+    tokio::time::timeout(GUARD, feed.shutdown())
         .await
         .expect("shutdown returned while the queue was full");
     sim.shutdown().await;

@@ -1,6 +1,9 @@
-//! The live feed against every simulator fault: detection within its bound, recovery, zero lost and
-//! zero duplicated trades against the journal, and a final book equal to the true book.
-//! Timers are scaled down (stale after 1 s, pings every 0.5 s) so the suite stays fast.
+//! The live feed against every simulator fault: detection for the right reason, recovery, zero lost
+//! and zero duplicated trades against the journal, and a final book equal to the true book.
+//! Timers are scaled down (stale after 1 s, pings every 0.5 s) so the suite stays fast. Every wait
+//! is for the event itself with a generous guard (a loaded machine only makes it slower); how soon
+//! each fault is detected is proven on a virtual clock in `crates/feed/src/feed/session/tests.rs`
+//! and measured in RELIABILITY.md's fault matrix.
 
 mod feed_common;
 
@@ -11,23 +14,21 @@ use hft_connector::feed::{DisconnectReason, FeedEvent, ResyncReason};
 use hft_connector::protocol::Category;
 use hft_connector::sim::{FaultKind, FaultRequest};
 
-const RECOVER: Duration = Duration::from_secs(10);
+/// A hang guard only: every wait ends as soon as what it waits for happened.
+const RECOVER: Duration = Duration::from_secs(60);
 
 async fn reconnect_case(
     kind: FaultKind,
     seconds: f64,
-    bound: Duration,
     expect: fn(&DisconnectReason) -> bool,
 ) -> Rig {
     let rig = Rig::start(Category::Linear).await;
     rig.until_flowing().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mark = rig.len();
-    let injected = tokio::time::Instant::now();
     let report = rig.sim.inject(FaultRequest::new(kind).seconds(seconds));
     assert!(report.applied, "{report:?}");
-    let (i, detected) = rig
-        .wait_for(mark, bound + Duration::from_secs(2), "disconnect", |e| {
+    let (i, _) = rig
+        .wait_for(mark, RECOVER, "disconnect", |e| {
             matches!(e, FeedEvent::Disconnected { .. })
         })
         .await;
@@ -36,28 +37,30 @@ async fn reconnect_case(
         _ => unreachable!(),
     };
     assert!(expect(&reason), "{kind:?} detected as {reason:?}");
-    assert!(
-        detected - injected <= bound,
-        "{kind:?} detected after {:?} (bound {bound:?})",
-        detected - injected
-    );
-    rig.wait_for(i, RECOVER, "reconnected", |e| {
-        matches!(e, FeedEvent::Connected { .. })
-    })
+    let (j, _) = rig
+        .wait_for(i, RECOVER, "reconnected", |e| {
+            matches!(e, FeedEvent::Connected { .. })
+        })
+        .await;
+    // Live data after the reconnect, then stop the market and compare with the ground truth.
+    rig.wait_for(
+        j,
+        RECOVER,
+        "a live trade after the reconnect",
+        |e| matches!(e, FeedEvent::Trade(t) if !t.recovered),
+    )
     .await;
-    rig.until_data_after(i, RECOVER).await;
-    // Let more data flow, then stop the market and compare with the ground truth.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
-    assert!(rig.shared.health.snapshot().reconnects >= 1);
+    rig.until_health("a reconnect counted", |h| h.reconnects >= 1)
+        .await;
     rig
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_frame_reconnects_and_refills_trades() {
-    let rig = reconnect_case(FaultKind::Close, 0.0, Duration::from_millis(500), |r| {
+    let rig = reconnect_case(FaultKind::Close, 0.0, |r| {
         *r == DisconnectReason::ClosedByServer
     })
     .await;
@@ -66,7 +69,7 @@ async fn close_frame_reconnects_and_refills_trades() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_reset_reconnects_and_refills_trades() {
-    let rig = reconnect_case(FaultKind::Reset, 0.0, Duration::from_millis(500), |r| {
+    let rig = reconnect_case(FaultKind::Reset, 0.0, |r| {
         matches!(
             r,
             DisconnectReason::Error(_) | DisconnectReason::ClosedByServer
@@ -79,27 +82,38 @@ async fn tcp_reset_reconnects_and_refills_trades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stall_is_caught_by_the_heartbeat() {
     // Pings every 0.5 s, pong timeout 0.5 s: a dead socket is noticed within about 1 s.
-    let rig = reconnect_case(
-        FaultKind::Stall,
-        3.0,
-        Duration::from_secs_f64(STALE_S + 0.5),
-        |r| matches!(r, DisconnectReason::PongTimeout | DisconnectReason::Stale),
-    )
+    let rig = reconnect_case(FaultKind::Stall, 3.0, |r| {
+        matches!(r, DisconnectReason::PongTimeout | DisconnectReason::Stale)
+    })
     .await;
     rig.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_with_pongs_is_caught_by_stale_detection() {
-    let rig = reconnect_case(
-        FaultKind::Silence,
-        3.0,
-        Duration::from_secs_f64(STALE_S + 0.4),
-        |r| *r == DisconnectReason::Stale,
-    )
-    .await;
-    assert!(rig.count(|e| matches!(e, FeedEvent::Stale { .. })) >= 1);
-    assert!(rig.shared.health.snapshot().stale_detections >= 1);
+    let rig = reconnect_case(FaultKind::Silence, 3.0, |r| *r == DisconnectReason::Stale).await;
+    // Judged by the rule, never early: the feed's own measure is past the threshold.
+    let stale: Vec<(f64, f64)> = rig
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, e)| match e {
+            FeedEvent::Stale {
+                seconds_since_last_event,
+                stale_threshold,
+                ..
+            } => Some((*seconds_since_last_event, *stale_threshold)),
+            _ => None,
+        })
+        .collect();
+    assert!(!stale.is_empty());
+    for (since, threshold) in stale {
+        assert_eq!(threshold, STALE_S);
+        assert!(since >= threshold, "stale after {since} s < {threshold} s");
+    }
+    rig.until_health("a stale detection counted", |h| h.stale_detections >= 1)
+        .await;
     rig.stop().await;
 }
 
@@ -108,10 +122,9 @@ async fn gap_resyncs_the_book_without_reconnecting() {
     let rig = Rig::start(Category::Linear).await;
     rig.until_flowing().await;
     let mark = rig.len();
-    let injected = tokio::time::Instant::now();
     assert!(rig.sim.inject(FaultRequest::new(FaultKind::Gap)).applied);
-    let (i, t) = rig
-        .wait_for(mark, Duration::from_secs(3), "resync", |e| {
+    let (i, _) = rig
+        .wait_for(mark, RECOVER, "resync", |e| {
             matches!(
                 e,
                 FeedEvent::Resync {
@@ -121,16 +134,12 @@ async fn gap_resyncs_the_book_without_reconnecting() {
             )
         })
         .await;
-    assert!(
-        t - injected < Duration::from_secs(1),
-        "gap noticed on the next delta"
-    );
     // A fresh snapshot follows; no book event was built across the gap.
     rig.wait_for(i, RECOVER, "fresh snapshot", |e| {
         matches!(e, FeedEvent::Book(b) if b.kind == hft_connector::protocol::ws::BookKind::Snapshot)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.until_live_trade_after(i).await;
     rig.quiesce().await;
     assert_eq!(
         rig.count(|e| matches!(e, FeedEvent::Disconnected { .. })),
@@ -166,7 +175,7 @@ async fn restart_snapshot_resets_the_book() {
             .applied
     );
     let (i, _) = rig
-        .wait_for(mark, Duration::from_secs(3), "restart", |e| {
+        .wait_for(mark, RECOVER, "restart", |e| {
             matches!(
                 e,
                 FeedEvent::Resync {
@@ -177,7 +186,7 @@ async fn restart_snapshot_resets_the_book() {
         })
         .await;
     let (j, _) = rig
-        .wait_for(i, Duration::from_secs(3), "book after restart", |e| {
+        .wait_for(i, RECOVER, "book after restart", |e| {
             matches!(e, FeedEvent::Book(_))
         })
         .await;
@@ -185,7 +194,7 @@ async fn restart_snapshot_resets_the_book() {
         FeedEvent::Book(b) => assert_eq!(b.u, 1, "the restart snapshot itself"),
         _ => unreachable!(),
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.until_live_trade_after(j).await;
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
@@ -203,15 +212,19 @@ async fn malformed_frames_are_counted_and_skipped() {
             .inject(FaultRequest::new(FaultKind::Malformed).count(3))
             .applied
     );
-    rig.wait_for(mark, Duration::from_secs(3), "malformed", |e| {
+    rig.wait_for(mark, RECOVER, "malformed", |e| {
         matches!(e, FeedEvent::Malformed { .. })
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    rig.until_data_after(mark, RECOVER).await;
+    rig.until_live_trade_after(mark).await;
     rig.quiesce().await;
     assert_eq!(rig.count(|e| matches!(e, FeedEvent::Malformed { .. })), 3);
-    assert_eq!(rig.shared.health.snapshot().error_count, before + 3);
+    let h = rig
+        .until_health("the malformed frames counted", |h| {
+            h.error_count >= before + 3
+        })
+        .await;
+    assert_eq!(h.error_count, before + 3, "each counted once");
     assert_eq!(
         rig.count(|e| matches!(e, FeedEvent::Disconnected { .. })),
         0,
@@ -234,37 +247,34 @@ async fn refused_subscription_is_loud_then_heals() {
     );
     assert!(rig.sim.inject(FaultRequest::new(FaultKind::Close)).applied);
     let (i, _) = rig
-        .wait_for(mark, Duration::from_secs(3), "refusal", |e| {
+        .wait_for(mark, RECOVER, "refusal", |e| {
             matches!(e, FeedEvent::SubscriptionRefused { .. })
         })
         .await;
-    // Loud: an error state operators see as "down", counted as an error.
-    let mut saw_down = false;
-    for _ in 0..50 {
-        let h = rig.shared.health.snapshot();
-        if h.status == "down" {
-            saw_down = true;
+    // Loud: an error state operators see as "down" (until a connection is accepted again).
+    let deadline = tokio::time::Instant::now() + RECOVER;
+    loop {
+        if rig.shared.health.snapshot().status == "down" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(saw_down || rig.count(|e| matches!(e, FeedEvent::Connected { .. })) >= 2);
-    // Counted: in process mode the count arrives with the worker's next health report, so wait
-    // for it (the deadline is only a hang guard).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while rig.shared.health.snapshot().error_count < 1 {
+        // A refusal that already healed again went through "down" too (the state machine
+        // only leaves `refused` by connecting anew).
+        if rig.count(|e| matches!(e, FeedEvent::Connected { .. })) >= 2 {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the refusal was never counted as an error"
+            "never down nor healed"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    rig.until_health("the refusal counted as an error", |h| h.error_count >= 1)
+        .await;
     rig.wait_for(i, RECOVER, "accepted again", |e| {
         matches!(e, FeedEvent::Connected { .. })
     })
     .await;
-    rig.until_data_after(i, RECOVER).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.until_live_trade_after(i).await;
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
@@ -283,7 +293,7 @@ async fn refused_connections_are_retried_with_backoff() {
     );
     assert!(rig.sim.inject(FaultRequest::new(FaultKind::Close)).applied);
     let (i, _) = rig
-        .wait_for(mark, Duration::from_secs(2), "disconnect", |e| {
+        .wait_for(mark, RECOVER, "disconnect", |e| {
             matches!(e, FeedEvent::Disconnected { .. })
         })
         .await;
@@ -291,12 +301,10 @@ async fn refused_connections_are_retried_with_backoff() {
         matches!(e, FeedEvent::Connected { .. })
     })
     .await;
-    assert!(
-        rig.shared.health.snapshot().error_count >= 1,
-        "failed attempts are counted"
-    );
-    rig.until_data_after(i, RECOVER).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Failed attempts are counted.
+    rig.until_health("the failed attempts counted", |h| h.error_count >= 1)
+        .await;
+    rig.until_live_trade_after(i).await;
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();

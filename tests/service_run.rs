@@ -63,8 +63,11 @@ fn key() -> FeedKey {
     }
 }
 
-async fn until_backfilled(r: &Running, timeout: Duration) -> (u64, u64) {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// A hang guard only: every wait ends as soon as what it waits for happened.
+const GUARD: Duration = Duration::from_secs(90);
+
+async fn until_backfilled(r: &Running, _timeout: Duration) -> (u64, u64) {
+    let deadline = tokio::time::Instant::now() + GUARD;
     loop {
         let s = r.state.status(&key()).unwrap();
         if s.backfill.state == "done" {
@@ -168,7 +171,7 @@ async fn restart_mid_backfill_resumes_without_refetching() {
     cfg.backfill.requests_per_window = 2;
     cfg.backfill.window_s = 0.2;
     let r = run(cfg.clone()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + GUARD;
     let (done_before, total) = loop {
         let s = r.state.status(&key()).unwrap();
         if s.backfill.done >= 4 {
@@ -186,11 +189,13 @@ async fn restart_mid_backfill_resumes_without_refetching() {
     cfg.backfill.requests_per_window = 600;
     cfg.backfill.window_s = 5.0;
     let r = run(cfg).await.unwrap();
+    let deadline = tokio::time::Instant::now() + GUARD;
     let first = loop {
         let b = r.state.status(&key()).unwrap().backfill;
         if b.total > 0 {
             break b;
         }
+        assert!(tokio::time::Instant::now() < deadline, "no backfill plan");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     assert!(
@@ -235,17 +240,72 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
     let mut cfg = config(&sim, &data, 0.0);
     cfg.store.candle_intervals = vec!["1".into(), "5".into()];
     let r = run(cfg).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Live trades reach the service (and its open candles), then the market stops.
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while r.state.trades(&key(), None, 10).len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "no live trades");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     sim.pause_market();
-    tokio::time::sleep(Duration::from_millis(1800)).await;
     // The newest candle is the one of the last trade (the market is paused).
-    let last_trade = match sim.journal(Some("BTCUSDT"), Some("trade"), None).last() {
-        Some(hft_connector::normalized::Event::Trade(t)) => t.ts_ms,
+    let last = match sim.journal(Some("BTCUSDT"), Some("trade"), None).last() {
+        Some(hft_connector::normalized::Event::Trade(t)) => t.clone(),
         other => panic!("no trade journaled: {other:?}"),
     };
+    let last_trade = last.ts_ms;
     let open_start = last_trade / 60_000 * 60_000;
-    let ours = stored(&data, old, open_start + 60_000);
     let theirs = rest_candles(&sim, old, open_start + 60_000).await;
+    let five = last_trade / 300_000 * 300_000;
+    let body = reqwest::get(format!(
+        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=5&start={five}&end={}&limit=1",
+        sim.rest_url(),
+        five + 299_999
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let theirs5 = rest::decode::<KlineResult>(&body).unwrap().result.list;
+    let stored5 = || {
+        Store::open(&data)
+            .unwrap()
+            .candles_range("BTCUSDT", Category::Linear, "5", five, five + 300_000)
+            .unwrap()
+    };
+    // Wait for the store to hold what the service computed from it: every re-fetched minute, and
+    // the open 1- and 5-minute candles as of the last trade, each stitched to REST's (the state
+    // itself; the guard only stops a hang).
+    let expected_closed = (open_start - old) / 60_000;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    let ours = loop {
+        let delivered = r
+            .state
+            .trades(&key(), None, hft_connector::service::state::RECENT_TRADES)
+            .iter()
+            .any(|t| t.id == last.id);
+        let ours = stored(&data, old, open_start + 60_000);
+        let closed = ours.iter().filter(|c| c.start_ms < open_start).count() as u64;
+        let open = ours.iter().find(|c| c.start_ms == open_start);
+        let rest_open = theirs.iter().find(|c| c.start_ms == open_start);
+        let open_caught_up = match (open, rest_open) {
+            (Some(o), Some(t)) => o.close == t.close && o.volume == t.volume,
+            _ => false,
+        };
+        let five_caught_up = match (stored5().first(), theirs5.first()) {
+            (Some(o), Some(t)) => o.close == t.close && o.volume == t.volume,
+            _ => false,
+        };
+        if delivered && closed == expected_closed && open_caught_up && five_caught_up {
+            break ours;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never caught up: last trade delivered {delivered}, {closed} of \
+             {expected_closed} closed minutes, open candle {open:?} vs REST {rest_open:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     stop(r).await;
     let closed: Vec<_> = ours.iter().filter(|c| c.start_ms < open_start).collect();
     assert_eq!(
@@ -272,22 +332,7 @@ async fn live_candle_is_stitched_to_rest_and_missed_minutes_are_refetched() {
         "REST before the join point plus live trades after it make exactly REST's candle"
     );
     // The same for the 5-minute candle built alongside.
-    let five = last_trade / 300_000 * 300_000;
-    let ours5 = Store::open(&data)
-        .unwrap()
-        .candles_range("BTCUSDT", Category::Linear, "5", five, five + 300_000)
-        .unwrap();
-    let body = reqwest::get(format!(
-        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=5&start={five}&end={}&limit=1",
-        sim.rest_url(),
-        five + 299_999
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    let theirs5 = rest::decode::<KlineResult>(&body).unwrap().result.list;
+    let ours5 = stored5();
     let (a, b) = (&ours5[0], &theirs5[0]);
     assert_eq!(
         (a.start_ms, a.open, a.high, a.low, a.close, a.volume),
@@ -340,7 +385,7 @@ async fn network_outage_means_retries_and_status_down() {
     let r = run(cfg)
         .await
         .expect("an unreachable exchange does not stop the service");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + GUARD;
     loop {
         let s = r.state.status(&key()).unwrap();
         if s.status == "down" && s.error_count >= 3 {

@@ -138,6 +138,24 @@ async fn refusals_name_the_topic_and_keep_the_socket_open() {
     sim.shutdown().await;
 }
 
+/// Text frames until one satisfies `done` (included), within a hang guard.
+async fn read_until(c: &mut Client, done: impl Fn(&str) -> bool) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    loop {
+        let text = c.text().await;
+        let last = done(&text);
+        out.push(text);
+        if last {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the awaited frame never came"
+        );
+    }
+}
+
 /// A book built by applying deltas without any truncation, to prove the window rule itself.
 #[derive(Default)]
 struct RawBook {
@@ -190,9 +208,28 @@ async fn deltas_are_contiguous_and_rebuild_exactly_the_true_book() {
         assert_eq!(c.subscribe("b", &topics).await["success"], true);
         for _ in 0..4 {
             sim.step(1000);
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let frames = c.drain(Duration::from_millis(500)).await;
+        // The market is paused: read until every depth reached its true book's `u` (the frames
+        // themselves, however slowly a loaded machine delivers them).
+        let mut want: HashMap<u16, u64> = HashMap::new();
+        for depth in [1u16, 50, 200, 1000] {
+            want.insert(depth, sim.book(cat, "BTCUSDT", depth).expect("true book").u);
+        }
+        let mut frames = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !want.is_empty() {
+            let text = c.text().await;
+            if let Ok(Frame::Book(b)) = decode(&text) {
+                if want.get(&b.depth) == Some(&b.u) {
+                    want.remove(&b.depth);
+                }
+            }
+            frames.push(text);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{cat}: still waiting for {want:?}"
+            );
+        }
         let mut books: HashMap<u16, OrderBook> = HashMap::new();
         let mut raw: HashMap<u16, RawBook> = HashMap::new();
         let mut deltas = HashMap::<u16, usize>::new();
@@ -331,8 +368,32 @@ async fn trades_have_each_categorys_shape_and_sweeps_share_one_seq() {
         "no replay"
     );
     sim.step(4000);
-    let lin_frames = lin.drain(Duration::from_millis(500)).await;
-    let spot_frames = spot.drain(Duration::from_millis(500)).await;
+    // The market is paused: read until the last frames of the step arrived (the linear book's
+    // true `u`, the spot journal's last trade), however slowly a loaded machine delivers them.
+    let lin_u = sim
+        .book(Category::Linear, "BTCUSDT", 50)
+        .expect("true book")
+        .u;
+    let lin_frames = read_until(
+        &mut lin,
+        |t| matches!(decode(t), Ok(Frame::Book(b)) if b.u == lin_u),
+    )
+    .await;
+    let last_spot = sim
+        .journal_query(&hft_connector::sim::JournalQuery {
+            symbol: Some("BTCUSDT"),
+            kind: Some("trade"),
+            category: Some("spot"),
+            ..Default::default()
+        })
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            hft_connector::normalized::Event::Trade(t) => Some(t.id),
+            _ => None,
+        })
+        .expect("spot traded");
+    let spot_frames = read_until(&mut spot, |t| t.contains(&format!("\"{last_spot}\""))).await;
     let mut multi = 0;
     let mut checked_book = false;
     for (n, text) in lin_frames.iter().enumerate() {

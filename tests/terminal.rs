@@ -181,7 +181,7 @@ fn backfill_bars_stay_below_the_log_lines_and_are_never_torn() {
     );
     term.until(
         "the bars cleared",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         &mut each,
         |s, _| !s.contents().contains(" chunks "),
     );

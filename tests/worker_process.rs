@@ -18,6 +18,7 @@ use hft_connector::feed::{DisconnectReason, Feed, FeedEvent};
 use hft_connector::protocol::Category;
 use hft_connector::sim::Simulator;
 use hft_connector::worker::child::PANIC_AFTER_ENV;
+use hft_connector::worker::WorkerOptions;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -62,15 +63,19 @@ fn logged(event: &str, pid: u32) -> Vec<Value> {
         .collect()
 }
 
+/// A hang guard only: every wait ends as soon as what it waits for happened.
+const GUARD: Duration = Duration::from_secs(60);
+
 async fn wait_logged(event: &str, pid: u32) -> Vec<Value> {
-    for _ in 0..300 {
+    let deadline = Instant::now() + GUARD;
+    loop {
         let found = logged(event, pid);
         if !found.is_empty() {
             return found;
         }
+        assert!(Instant::now() < deadline, "no {event} logged for pid {pid}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("no {event} logged for pid {pid}");
 }
 
 fn proc_gone(pid: u32) -> bool {
@@ -96,25 +101,31 @@ async fn started_rig(
 /// After a worker was replaced: the new one connects, data flows, nothing lost or doubled.
 async fn assert_replaced_and_exact(rig: &Rig, from: usize, old_pid: u32) {
     let (i, _) = rig
-        .wait_for(from, Duration::from_secs(10), "new worker connected", |e| {
+        .wait_for(from, GUARD, "new worker connected", |e| {
             matches!(e, FeedEvent::Connected { .. })
         })
         .await;
-    rig.until_data_after(i, Duration::from_secs(10)).await;
+    rig.until_data_after(i, GUARD).await;
     let new_pid = rig.monitor().pid().expect("a new worker");
     assert_ne!(new_pid, old_pid);
     assert!(proc_gone(old_pid), "old worker {old_pid} reaped");
     assert_eq!(rig.monitor().worker_restarts(), 1);
     wait_logged("bybit_connector_subprocess_connected", new_pid).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Live trades from the new worker, then the market stops and the tape is compared.
+    rig.wait_for(
+        i,
+        GUARD,
+        "a live trade from the new worker",
+        |e| matches!(e, FeedEvent::Trade(t) if !t.recovered),
+    )
+    .await;
     rig.quiesce().await;
     rig.assert_tape_complete();
     rig.assert_book_matches();
-    let h = rig.shared.health.snapshot();
-    assert!(
-        h.process_alive && h.reconnects >= 1 && h.error_count >= 1,
-        "{h:?}"
-    );
+    rig.until_health("the new worker alive, the restart counted", |h| {
+        h.process_alive && h.reconnects >= 1 && h.error_count >= 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,21 +136,18 @@ async fn kill_9_is_noticed_at_once_and_the_worker_replaced_without_loss() {
         c.reconnect.max_delay_s = 2.0;
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = rig.monitor().pid().expect("worker pid");
     let mark = rig.len();
-    let killed = Instant::now();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill -9");
-    let (i, noticed) = rig
-        .wait_for(mark, Duration::from_secs(2), "worker death", |e| {
+    // Noticed as a death (the exit is awaited), not as silence by the hang detector.
+    let (i, _) = rig
+        .wait_for(mark, GUARD, "worker death", |e| {
             matches!(e, FeedEvent::Disconnected { reason: DisconnectReason::Error(m) } if m.contains("died"))
         })
         .await;
-    // Awaited, not polled: well under the 1 s hang detector and any polling period.
     assert!(
-        noticed - killed < Duration::from_millis(300),
-        "noticed after {:?}",
-        noticed - killed
+        logged("bybit_connector_subprocess_stale", pid).is_empty(),
+        "the death was awaited, not found by the hang detector"
     );
     assert!(!rig.shared.health.snapshot().process_alive || rig.monitor().pid() != Some(pid));
     let exited = wait_logged("bybit_connector_subprocess_exited", pid).await;
@@ -164,7 +172,7 @@ async fn a_worker_panic_is_captured_from_stderr_and_the_worker_replaced() {
     let rig = started_rig(opts, |_| {}).await;
     let pid = rig.monitor().pid().expect("worker pid");
     let (i, _) = rig
-        .wait_for(0, Duration::from_secs(15), "worker death", |e| {
+        .wait_for(0, GUARD, "worker death", |e| {
             matches!(e, FeedEvent::Disconnected { reason: DisconnectReason::Error(m) } if m.contains("died"))
         })
         .await;
@@ -191,26 +199,25 @@ async fn a_worker_panic_is_captured_from_stderr_and_the_worker_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_worker_is_caught_by_the_stale_detector_and_replaced() {
-    let rig = started_rig(worker_options(), |_| {}).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A hang threshold of its own (the shared options' is far longer).
+    let opts = WorkerOptions {
+        hung_after_s: Some(2.0),
+        ..worker_options()
+    };
+    let rig = started_rig(opts, |_| {}).await;
     let pid = rig.monitor().pid().expect("worker pid");
     let mark = rig.len();
-    let stopped = Instant::now();
     kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).expect("SIGSTOP");
-    let (i, noticed) = rig
-        .wait_for(mark, Duration::from_secs(6), "hung worker replaced", |e| {
+    let (i, _) = rig
+        .wait_for(mark, GUARD, "hung worker replaced", |e| {
             matches!(e, FeedEvent::Disconnected { reason: DisconnectReason::Error(m) } if m.contains("unresponsive"))
         })
         .await;
-    let took = noticed - stopped;
-    // Hang threshold = stale_after (1 s); a hung worker gets SIGKILL at once.
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
-        "replaced after {took:?}"
-    );
     assert!(proc_gone(pid), "the hung worker is gone, not left stopped");
+    // Judged by the rule, never early: hang threshold 2 s; then SIGKILL at once.
     let stale = wait_logged("bybit_connector_subprocess_stale", pid).await;
-    assert!(stale[0]["seconds_since_last_frame"].as_f64().unwrap_or(0.0) >= 1.0);
+    assert!(stale[0]["seconds_since_last_frame"].as_f64().unwrap_or(0.0) >= 2.0);
+    assert_eq!(stale[0]["stale_threshold"].as_f64(), Some(2.0), "{stale:?}");
     let terminated = wait_logged("bybit_connector_subprocess_terminated", pid).await;
     assert_eq!(terminated[0]["reason"], "unresponsive");
     assert_eq!(terminated[0]["signal_sent"], "SIGKILL");
@@ -256,7 +263,7 @@ async fn spawn_resuming_continues_another_feeds_tape() {
     let mut tape = Vec::new();
     let mut a = Feed::spawn(cfg.clone()).expect("feed");
     while tape.len() < 20 {
-        match tokio::time::timeout(Duration::from_secs(10), a.next()).await {
+        match tokio::time::timeout(GUARD, a.next()).await {
             Ok(Some(FeedEvent::Trade(t))) => tape.push(t),
             Ok(Some(_)) => {}
             other => panic!("feed A ended: {other:?}"),
@@ -265,30 +272,42 @@ async fn spawn_resuming_continues_another_feeds_tape() {
     a.shutdown().await;
     let last = tape.iter().map(|t| t.ts_ms).max().unwrap_or(0);
     let a_ids: std::collections::HashSet<String> = tape.iter().map(|t| t.id.clone()).collect();
-    tokio::time::sleep(Duration::from_millis(700)).await; // trades happen with no feed
+    let journal_trades = |since: u64| -> Vec<String> {
+        sim.journal_query(&hft_connector::sim::JournalQuery {
+            symbol: Some(SYMBOL),
+            kind: Some("trade"),
+            category: Some("linear"),
+            since_ms: Some(since),
+            ..Default::default()
+        })
+        .into_iter()
+        .filter_map(|e| match e {
+            hft_connector::normalized::Event::Trade(t) => Some(t.id),
+            _ => None,
+        })
+        .collect()
+    };
+    // Trades happen with no feed (waited for in the journal, not slept for).
+    let deadline = Instant::now() + GUARD;
+    while journal_trades(last + 1).len() < 3 {
+        assert!(Instant::now() < deadline, "no trades while no feed ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let covered = HashMap::from([(SYMBOL.to_string(), last)]);
     let mut b = Feed::spawn_resuming(cfg, covered).expect("feed");
-    let mut from_b = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline
-        && from_b
-            .iter()
-            .filter(|t: &&hft_connector::normalized::TradeEvent| !t.recovered)
-            .count()
-            < 5
-    {
-        if let Ok(Some(FeedEvent::Trade(t))) =
-            tokio::time::timeout(Duration::from_secs(1), b.next()).await
-        {
-            from_b.push(*t);
-        }
+    let mut from_b: Vec<hft_connector::normalized::TradeEvent> = Vec::new();
+    while from_b.iter().filter(|t| !t.recovered).count() < 5 {
+        from_b.push(next_trade(&mut b).await.expect("feed B delivers trades"));
     }
+    // Stop the market and read until the journal's last trade arrived.
     sim.pause_market();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), b.next()).await {
-        if let FeedEvent::Trade(t) = ev {
-            from_b.push(*t);
-        }
+    let last_id = journal_trades(0).last().cloned().expect("journal trades");
+    while !from_b.iter().any(|t| t.id == last_id) {
+        from_b.push(
+            next_trade(&mut b)
+                .await
+                .expect("the journal's last trade arrives"),
+        );
     }
     b.shutdown().await;
     let recovered = from_b.iter().filter(|t| t.recovered).count();
@@ -325,6 +344,22 @@ async fn spawn_resuming_continues_another_feeds_tape() {
     sim.shutdown().await;
 }
 
+/// The next trade of `b`, within the hang guard.
+async fn next_trade(
+    b: &mut hft_connector::feed::FeedHandle,
+) -> Result<hft_connector::normalized::TradeEvent, tokio::time::error::Elapsed> {
+    tokio::time::timeout(GUARD, async {
+        loop {
+            match b.next().await {
+                Some(FeedEvent::Trade(t)) => return *t,
+                Some(_) => {}
+                None => panic!("feed B ended"),
+            }
+        }
+    })
+    .await
+}
+
 /// A worker whose supervisor vanished (its pipes closed, as when the supervisor is SIGKILLed)
 /// exits by itself, cleanly: never an orphan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,10 +390,7 @@ async fn a_worker_exits_by_itself_when_its_supervisor_goes_away() {
         if let Some(st) = child.try_wait().expect("wait") {
             break st;
         }
-        assert!(
-            gone.elapsed() < Duration::from_secs(3),
-            "worker outlived its supervisor"
-        );
+        assert!(gone.elapsed() < GUARD, "worker outlived its supervisor");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert!(status.success(), "clean exit: {status}");

@@ -46,11 +46,14 @@ def main():
     assert len(books) >= 20, f"only {len(books)} book updates"
     assert spot_trades, "no spot trades"
 
-    # Freeze the market, let the last frames arrive, then compare with the ground truth.
+    # Freeze the market, wait for pybit's book to reach the true book's u (the frame itself, not
+    # a pause: the guard only turns a hang into a failure), then compare with the ground truth.
     sim("/sim/pause", "POST")
-    time.sleep(0.5)
-    book = books[-1]
     truth = sim("/sim/book?symbol=BTCUSDT&category=linear&depth=50")
+    deadline = time.time() + 60
+    while books[-1]["u"] != truth["u"] and time.time() < deadline:
+        time.sleep(0.05)
+    book = books[-1]
     bids = sorted(book["b"], key=lambda l: float(l[0]), reverse=True)
     asks = sorted(book["a"], key=lambda l: float(l[0]))
     assert book["u"] == truth["u"], (book["u"], truth["u"])

@@ -37,9 +37,14 @@ pub fn default_isolation() -> Isolation {
     }
 }
 
-/// Worker options for tests: the crate's binary as the worker executable.
+/// Worker options for tests: the crate's binary as the worker executable, and a hang threshold
+/// (30 s) no loaded machine reaches by accident, so only a test that hangs a worker on purpose
+/// (and sets its own threshold) sees a worker replaced as hung.
 pub fn worker_options() -> WorkerOptions {
-    WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+    WorkerOptions {
+        hung_after_s: Some(30.0),
+        ..WorkerOptions::with_program(env!("CARGO_BIN_EXE_hft-connector"))
+    }
 }
 
 /// Read access to the feed's state in either mode (`rig.shared.health.snapshot()`).
@@ -192,16 +197,16 @@ impl Rig {
 
     /// Waits until the feed is live with trades and books flowing.
     pub async fn until_flowing(&self) -> usize {
-        self.wait_for(0, Duration::from_secs(10), "connected", |e| {
+        self.wait_for(0, Duration::from_secs(60), "connected", |e| {
             matches!(e, FeedEvent::Connected { .. })
         })
         .await;
         let (i, _) = self
-            .wait_for(0, Duration::from_secs(10), "a trade", |e| {
+            .wait_for(0, Duration::from_secs(60), "a trade", |e| {
                 matches!(e, FeedEvent::Trade(_))
             })
             .await;
-        self.wait_for(0, Duration::from_secs(10), "a book", |e| {
+        self.wait_for(0, Duration::from_secs(60), "a book", |e| {
             matches!(e, FeedEvent::Book(_))
         })
         .await;
@@ -213,6 +218,39 @@ impl Rig {
         self.wait_for(from, timeout, "market data", |e| e.is_market())
             .await
             .1
+    }
+
+    /// Waits for a live (not recovered) trade after `from`: the tape goes on.
+    pub async fn until_live_trade_after(&self, from: usize) -> usize {
+        self.wait_for(
+            from,
+            Duration::from_secs(60),
+            "a live trade",
+            |e| matches!(e, FeedEvent::Trade(t) if !t.recovered),
+        )
+        .await
+        .0
+    }
+
+    /// Waits until the feed's health satisfies `pred` (in process isolation the worker's counters
+    /// arrive with its periodic health report, so they lag its events); returns that snapshot.
+    pub async fn until_health(
+        &self,
+        what: &str,
+        pred: impl Fn(&HealthSnapshot) -> bool,
+    ) -> HealthSnapshot {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let h = self.monitor().health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health never showed {what}: {h:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub fn trades(&self) -> Vec<TradeEvent> {
@@ -227,17 +265,46 @@ impl Rig {
             .collect()
     }
 
-    /// Pauses the market and lets the feed drain.
+    /// Pauses the market, then waits for the feed to catch up with the ground truth: the
+    /// journal's last trade delivered and the book at the true book's `u` (the events themselves,
+    /// never a quiet period; the guard only stops a hang).
     pub async fn quiesce(&self) {
         self.sim.pause_market();
-        let mut last = usize::MAX;
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let n = self.len();
-            if n == last {
-                break;
+        let last_trade = self
+            .sim
+            .journal_query(&hft_connector::sim::JournalQuery {
+                symbol: Some(SYMBOL),
+                kind: Some("trade"),
+                category: Some(self.category.as_str()),
+                ..Default::default()
+            })
+            .into_iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::Trade(t) => Some(t.id),
+                _ => None,
+            });
+        let true_u = self.sim.book(self.category, SYMBOL, DEPTH).map(|b| b.u);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let has_trade = last_trade
+                .as_ref()
+                .is_none_or(|id| self.trades().iter().any(|t| &t.id == id));
+            let book_u = self
+                .monitor()
+                .book(SYMBOL)
+                .filter(|b| b.is_synced())
+                .and_then(|b| b.last_u());
+            if has_trade && (true_u.is_none() || book_u == true_u) {
+                return;
             }
-            last = n;
+            assert!(
+                Instant::now() < deadline,
+                "the feed never caught up with the paused market: last journal trade {last_trade:?} \
+                 delivered: {has_trade}; book u {book_u:?}, true u {true_u:?}; events: {:?}",
+                self.summary()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -80,7 +80,7 @@ impl Client {
 
     /// The next text frame; panics on anything else.
     pub async fn text(&mut self) -> String {
-        match self.read(Duration::from_secs(5)).await {
+        match self.read(Duration::from_secs(60)).await {
             Read::Text(t) => t,
             other => panic!("expected a text frame, got {other:?}"),
         }
@@ -127,7 +127,7 @@ impl Client {
         let req = serde_json::json!({"req_id": req_id, "op": "subscribe", "args": args});
         self.send(&req.to_string()).await;
         let ack = self
-            .until(Duration::from_secs(5), |t| {
+            .until(Duration::from_secs(60), |t| {
                 t.contains("\"op\":\"subscribe\"")
             })
             .await

@@ -12,6 +12,7 @@ use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
 use crate::lines::{LineStatus, LinesFeed, LinesShared};
+use crate::worker::control::{WorkerReconnect, WorkerRequest};
 use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
 
 /// How each exchange connection runs.
@@ -168,6 +169,16 @@ impl FeedSource {
         }
     }
 
+    /// Asks the feed to drop its connection now and reconnect (see [`SourceMonitor::reconnect`]).
+    pub fn reconnect(&self, reason: &str) -> RequestOutcome {
+        self.monitor().reconnect(reason)
+    }
+
+    /// Asks the feed for fresh book snapshots (see [`SourceMonitor::resync`]).
+    pub fn resync(&self, reason: &str) -> RequestOutcome {
+        self.monitor().resync(reason)
+    }
+
     /// Stops the feed (in process mode: the worker gets SIGTERM, SIGKILL after a grace period).
     pub async fn shutdown(self) {
         match self {
@@ -176,6 +187,24 @@ impl FeedSource {
             FeedSource::Lines(f) => f.shutdown().await,
         }
     }
+}
+
+/// What a reconnect or resync request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The in-process feed was asked. A reconnect drops its connection now (or, between
+    /// connections, ends its backoff wait) and reconnects: resubscribe, fresh book snapshots, REST
+    /// trade gap-fill. A resync resubscribes the live connection's book topics.
+    Requested,
+    /// The worker `pid` was told (SIGUSR1 reconnect, SIGUSR2 resync) to do the same; it keeps
+    /// running.
+    WorkerSignalled {
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// No worker is ready to be told: none is running, or one has just started and is opening
+    /// its connection (a fresh one: nothing to drop).
+    WorkerNotReady,
 }
 
 /// Read access to a [`FeedSource`]'s state from anywhere.
@@ -244,5 +273,52 @@ impl SourceMonitor {
             SourceMonitor::Lines(s) => s.lines(),
             _ => Vec::new(),
         }
+    }
+
+    /// Asks the feed to drop its connection now and reconnect the normal way; `reason` (who
+    /// asked, why) ends up in the connection's `connector_disconnected` line in-process. In
+    /// process mode the worker is told with SIGUSR1 ([`crate::worker::control`]).
+    pub fn reconnect(&self, reason: &str) -> RequestOutcome {
+        match self {
+            SourceMonitor::InProcess(s) => {
+                s.control.request_reconnect(reason);
+                RequestOutcome::Requested
+            }
+            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Reconnect),
+            // Every line reconnects (each refills its own trades; the merge de-duplicates).
+            SourceMonitor::Lines(s) => every_line(s, |m| m.reconnect(reason)),
+        }
+    }
+
+    /// Asks the live connection to resubscribe its book topics for fresh snapshots (each book
+    /// announces `Resync` with reason `requested`, then rebuilds from its snapshot); the
+    /// connection and the trade tape go on. In process mode the worker is told with SIGUSR2.
+    pub fn resync(&self, reason: &str) -> RequestOutcome {
+        match self {
+            SourceMonitor::InProcess(s) => {
+                s.control.request_resync(reason);
+                RequestOutcome::Requested
+            }
+            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Resync),
+            SourceMonitor::Lines(s) => every_line(s, |m| m.resync(reason)),
+        }
+    }
+}
+
+/// Asks every line; the first line's answer unless another one was told and it was not.
+fn every_line(s: &LinesShared, ask: impl Fn(&SourceMonitor) -> RequestOutcome) -> RequestOutcome {
+    let outcomes: Vec<RequestOutcome> = s.monitors().iter().map(ask).collect();
+    outcomes
+        .iter()
+        .find(|o| !matches!(o, RequestOutcome::WorkerNotReady))
+        .or(outcomes.first())
+        .cloned()
+        .unwrap_or(RequestOutcome::WorkerNotReady)
+}
+
+fn tell_worker(s: &WorkerShared, request: WorkerRequest) -> RequestOutcome {
+    match crate::worker::control::tell(s, request) {
+        WorkerReconnect::Signalled { pid } => RequestOutcome::WorkerSignalled { pid },
+        WorkerReconnect::NotReady => RequestOutcome::WorkerNotReady,
     }
 }

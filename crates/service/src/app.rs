@@ -1,12 +1,14 @@
 //! The service as `hft-connector run` starts it: feeds with the configured isolation, the HTTP
 //! routes, and running until a signal.
 
-/// The HTTP routes the service serves: status API, metrics, event stream and dashboard.
+/// The HTTP routes the service serves: status API, metrics, event stream, dashboard, and the
+/// state-changing routes behind the token guard ([`crate::http::actions`]).
 pub fn routes(
     state: crate::service::ServiceState,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> axum::Router {
-    crate::http::router_with(state, shutdown, axum::Router::new())
+    let actions = crate::http::actions::routes(state.clone());
+    crate::http::router_with(state, shutdown, actions)
 }
 
 /// Starts the service with the configured isolation.

@@ -370,8 +370,15 @@ impl ServiceConfig {
             .collect()
     }
 
-    /// The HTTP listen address.
+    /// The HTTP listen address (`localhost:PORT` is `127.0.0.1:PORT`).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        if let Some((host, port)) = self.http.listen.rsplit_once(':') {
+            if host.eq_ignore_ascii_case("localhost") {
+                if let Ok(port) = port.parse::<u16>() {
+                    return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+                }
+            }
+        }
         self.http.listen.parse().map_err(|e| {
             bad(
                 "http.listen",
@@ -449,9 +456,21 @@ impl ServiceConfig {
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(bad("store.data_dir", "must not be empty"));
         }
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
         if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {
             return Err(bad("http.token", "must be at least 8 characters"));
+        }
+        if self.http.token.is_none() && !listen.ip().to_canonical().is_loopback() {
+            return Err(bad(
+                "http.listen",
+                format!(
+                    "{} is reachable from other machines, which requires a token: set http.token \
+                     in the config, HFT_CONNECTOR_HTTP_TOKEN or HFT_CONNECTOR_TOKEN, or --token \
+                     (at least 8 characters), or listen on a loopback address (127.0.0.1, ::1, \
+                     localhost)",
+                    self.http.listen
+                ),
+            ));
         }
         self.log.validate().map_err(|e| bad("log.format", e))?;
         self.sinks.validate()?;

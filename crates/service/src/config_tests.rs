@@ -184,3 +184,51 @@ fn lines_come_from_the_file_the_environment_or_the_flag_and_are_checked() {
     let e = ServiceConfig::load(&args(), env).unwrap_err();
     assert_eq!(e.field, "feed.line_stall_s");
 }
+
+#[test]
+fn a_listen_address_other_machines_reach_requires_a_token() {
+    let load = |listen: &str, token: Option<&str>| {
+        let mut a = args();
+        a.listen = Some(listen.into());
+        a.token = token.map(String::from);
+        ServiceConfig::load(&a, Vec::new())
+    };
+    for open in [
+        "0.0.0.0:8080",
+        "192.168.1.10:8080",
+        "[::]:8080",
+        "[::ffff:10.0.0.1]:80",
+    ] {
+        let e = load(open, None).expect_err(open);
+        assert_eq!(e.field, "http.listen", "{open}: {e}");
+        let text = e.to_string();
+        for names in ["http.token", "HFT_CONNECTOR_HTTP_TOKEN", "--token", open] {
+            assert!(text.contains(names), "{open}: {text} does not name {names}");
+        }
+        let c = load(open, Some("s3cret-token")).expect("a token makes it fine");
+        assert_eq!(c.http.token.as_deref(), Some("s3cret-token"));
+    }
+    for loopback in [
+        "127.0.0.1:8080",
+        "127.8.9.10:0",
+        "[::1]:8080",
+        "[::ffff:127.0.0.1]:8080",
+        "localhost:8080",
+        "LOCALHOST:0",
+    ] {
+        let c = load(loopback, None).unwrap_or_else(|e| panic!("{loopback}: {e}"));
+        assert!(c.listen_addr().unwrap().ip().to_canonical().is_loopback());
+    }
+    assert_eq!(
+        load("localhost:9", None).unwrap().listen_addr().unwrap(),
+        "127.0.0.1:9".parse().unwrap()
+    );
+    // The token may come from the environment too.
+    let mut a = args();
+    a.listen = Some("0.0.0.0:8080".into());
+    let env = vec![(
+        "HFT_CONNECTOR_HTTP_TOKEN".to_string(),
+        "from-the-env".to_string(),
+    )];
+    assert!(ServiceConfig::load(&a, env).is_ok());
+}

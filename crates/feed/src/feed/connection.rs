@@ -103,6 +103,9 @@ impl<'r> Connection<'r> {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<u64> = None;
+        // Requests made before this socket opened are answered by it.
+        self.r.control.borrow_and_update();
+        self.r.resync.borrow_and_update();
 
         loop {
             if let Some(reason) = self.perform().await {
@@ -118,6 +121,11 @@ impl<'r> Connection<'r> {
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return DisconnectReason::Shutdown,
+                why = super::control::requested(&mut self.r.control) => return DisconnectReason::Requested(why),
+                _ = super::control::requested(&mut self.r.resync) => {
+                    let r = &mut *self.r;
+                    r.session.resync_books(&r.shared.books);
+                }
                 Some(done) = self.fetches.join_next(), if !self.fetches.is_empty() => {
                     let now = self.now();
                     match done {

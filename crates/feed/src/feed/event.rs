@@ -24,6 +24,8 @@ pub enum DisconnectReason {
     ResyncFailed(String),
     /// The feed is shutting down.
     Shutdown,
+    /// An operator asked for a reconnect ([`super::control`]); the reason says who and why.
+    Requested(String),
 }
 
 impl std::fmt::Display for DisconnectReason {
@@ -39,6 +41,7 @@ impl std::fmt::Display for DisconnectReason {
             }
             DisconnectReason::ResyncFailed(m) => write!(f, "book resync failed: {m}"),
             DisconnectReason::Shutdown => f.write_str("shutdown"),
+            DisconnectReason::Requested(why) => write!(f, "reconnect requested: {why}"),
         }
     }
 }
@@ -53,6 +56,8 @@ pub enum ResyncReason {
     Restart,
     /// Best bid reached best ask.
     Crossed,
+    /// An operator asked for fresh snapshots ([`super::control`]).
+    Requested,
 }
 
 /// Every event a feed emits. Serialized with a `type` tag, like the normalized schema.

@@ -9,12 +9,14 @@
 //! - [`recovery`]: trade de-duplication and REST gap-fill after reconnects.
 //! - [`session`]: the connection as a sans-IO state machine: subscribe and verify, heartbeat,
 //!   stale detection, book resync, trade gap-fill; frames and timer ticks in, actions out.
+//! - [`control`]: operator requests to a running feed (reconnect now).
 //! - [`connection`]: the async shell around a session: moves bytes, stamps times, sleeps until the
 //!   next deadline, fetches from REST and routes events.
 //! - this file: [`Feed::spawn`], the reconnect loop and [`FeedHandle`].
 
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod event;
 pub mod health;
 pub mod health_log;
@@ -49,6 +51,8 @@ pub struct FeedShared {
     pub health: SharedHealth,
     /// Books by symbol (one depth per feed).
     pub books: RwLock<HashMap<String, OrderBook>>,
+    /// Operator requests (reconnect now).
+    pub control: control::FeedControl,
 }
 
 /// Starts feeds.
@@ -185,6 +189,9 @@ pub(crate) struct Runner {
     /// The protocol state machine, kept across connections (request ids, the trade tape).
     pub(crate) session: Session,
     pub(crate) connections: u64,
+    /// Reconnect and resync requests ([`control`]) not yet acted on.
+    pub(crate) control: tokio::sync::watch::Receiver<control::ControlRequest>,
+    pub(crate) resync: tokio::sync::watch::Receiver<control::ControlRequest>,
     /// When `bybit_connector_queue_full` was last logged, and the waits since.
     queue_full_logged: std::sync::atomic::AtomicU64,
     queue_full_waits: std::sync::atomic::AtomicU64,
@@ -209,6 +216,8 @@ impl Runner {
                 reason: format!("cannot build an HTTP client: {e}"),
             })?;
         Ok(Runner {
+            control: shared.control.subscribe(),
+            resync: shared.control.subscribe_resync(),
             cfg,
             shared,
             tx,
@@ -361,7 +370,7 @@ impl Runner {
             } else if !refused {
                 self.shared.health.set_state(ConnState::Backoff);
             }
-            if self.sleep(delay).await {
+            if self.backoff_sleep(delay).await {
                 break;
             }
         }
@@ -404,6 +413,16 @@ impl Runner {
         tokio::select! {
             _ = self.cancel.cancelled() => true,
             _ = tokio::time::sleep(d) => false,
+        }
+    }
+
+    /// The backoff wait before reconnecting, ended early by a reconnect request; `true` if
+    /// cancelled.
+    async fn backoff_sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+            _ = control::requested(&mut self.control) => false,
         }
     }
 }

@@ -212,6 +212,11 @@ impl LinesShared {
             .cloned()
     }
 
+    /// Each line's monitor (for requests made to every line).
+    pub fn monitors(&self) -> Vec<SourceMonitor> {
+        read(&self.monitors).clone()
+    }
+
     /// The first line's worker pid that is running.
     pub fn pid(&self) -> Option<u32> {
         read(&self.monitors).iter().find_map(SourceMonitor::pid)

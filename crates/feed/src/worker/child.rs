@@ -8,6 +8,8 @@
 //! - Frames are encoded on the feed's task and written by one blocking writer thread, flushed
 //!   after each burst (everything already queued), so delivery is prompt and a full pipe (a slow
 //!   supervisor) blocks the writer, which backs up into the feed's bounded queue: lossless.
+//! - SIGUSR1 makes its feed drop the connection and reconnect, SIGUSR2 resubscribe its books
+//!   for fresh snapshots ([`super::control`]).
 //! - It exits cleanly on SIGTERM or SIGINT, and on its own when the supervisor goes away: stdin (a
 //!   pipe from the supervisor) reaches EOF, or writing stdout fails with EPIPE. Never an orphan.
 //!
@@ -101,6 +103,14 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
         tracing::error!(event = "bybit_connector_worker_signal_setup_failed", pid, error = %e);
         return ExitCode::from(2);
     }
+    // Before anything is reported: the supervisor signals only workers that reported a state.
+    let requests = match super::control::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(event = "bybit_connector_worker_signal_setup_failed", pid, error = %e);
+            return ExitCode::from(2);
+        }
+    };
     watch_stdin(stop.clone(), reason.clone());
     let (out, writer) = spawn_writer(stop.clone(), reason.clone());
 
@@ -120,6 +130,7 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tokio::spawn(super::control::forward(requests, feed.shared()));
     tracing::info!(
         event = "bybit_connector_worker_feed_started",
         pid,

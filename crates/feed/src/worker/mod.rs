@@ -8,6 +8,7 @@
 //!   supervisor.
 //! - [`supervisor`]: [`WorkerFeed`]: spawns, watches (exit, stderr, silence), stops and restarts
 //!   workers; rebuilds the books and keeps the trade tape continuous across workers.
+//! - [`control`]: operator requests to a worker (SIGUSR1 reconnect, SIGUSR2 resync).
 //! - [`options`]: [`WorkerOptions`]: executable, heartbeat, hang threshold, grace period.
 //! - [`raw`]: raw frames forwarded to the supervisor when it records (`[sinks.record]`).
 //! - [`stderr`]: worker stderr lines into structured logs.
@@ -16,6 +17,7 @@
 //! - [`signals`]: process-group signals and exit descriptions.
 
 pub mod child;
+pub mod control;
 pub mod forward;
 pub mod framing;
 pub mod options;

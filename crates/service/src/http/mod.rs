@@ -10,12 +10,13 @@
 //! - `GET /api/candles/{symbol}` ([`candles`]).
 //! - `GET /api/events`: Server-Sent Events ([`stream`]).
 //! - `GET /metrics`: Prometheus text format ([`prometheus`]; A/B lines: [`prometheus_lines`]).
-//! - State-changing routes the service adds with [`router_with`] sit behind the bearer-token guard
-//!   ([`auth`]).
+//! - `POST /api/feeds/{category}/reconnect` ([`actions`]): state-changing routes the service adds
+//!   with [`router_with`] sit behind the bearer-token guard ([`auth`]).
 //!
 //! Errors are JSON `{"error": "...", "code": "..."}` ([`error`]); a request that matches no route
 //! but looks like one is answered with the right form ([`routes`]).
 
+pub mod actions;
 pub mod auth;
 pub mod candles;
 pub mod dashboard;
@@ -80,7 +81,7 @@ pub fn router(state: ServiceState) -> Router {
     router_with(state, CancellationToken::new(), Router::new())
 }
 
-/// [`router`], plus `actions` (state-changing routes, e.g. `POST /api/feeds/{symbol}/reconnect`)
+/// [`router`], plus `actions` (state-changing routes, e.g. `POST /api/feeds/{category}/reconnect`)
 /// behind the bearer-token guard, with event streams ending when `shutdown` is cancelled.
 pub fn router_with(state: ServiceState, shutdown: CancellationToken, actions: Router) -> Router {
     let guarded = actions.layer(middleware::from_fn_with_state(

@@ -8,9 +8,11 @@
 //! - [`backfill`]: chunked, resumable kline backfill within the REST budget.
 //! - [`pipeline`]: one feed's events into state, candles, store and metrics.
 //! - [`runner`]: start everything, wait for a signal, stop everything.
+//! - [`controls`]: the running feeds by category, for state-changing HTTP routes.
 //! - [`verify`]: symbols the exchange could not be asked about at start, checked until it answers.
 
 pub mod backfill;
+pub mod controls;
 pub mod metrics;
 pub mod pipeline;
 pub mod runner;

@@ -28,17 +28,30 @@ use crate::store::{Retention, Store};
 pub trait Source: EventSource + Sized + 'static {
     /// Stops the feed (and its worker).
     fn stop(self) -> impl Future<Output = ()> + Send;
+
+    /// The feed's monitor, through which HTTP actions (reconnect) reach it; `None`: no actions.
+    fn monitor(&self) -> Option<crate::source::SourceMonitor> {
+        None
+    }
 }
 
 impl Source for crate::feed::FeedHandle {
     fn stop(self) -> impl Future<Output = ()> + Send {
         self.shutdown()
     }
+
+    fn monitor(&self) -> Option<crate::source::SourceMonitor> {
+        Some(crate::source::SourceMonitor::InProcess(self.shared()))
+    }
 }
 
 impl Source for crate::source::FeedSource {
     fn stop(self) -> impl Future<Output = ()> + Send {
         self.shutdown()
+    }
+
+    fn monitor(&self) -> Option<crate::source::SourceMonitor> {
+        Some(crate::source::FeedSource::monitor(self))
     }
 }
 
@@ -253,6 +266,7 @@ pub async fn start<S: Source>(
     let app = router(state.clone(), cancel.clone());
     let http_cancel = cancel.clone();
     let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
             .await;
@@ -283,6 +297,9 @@ pub async fn start<S: Source>(
         let category = feed_cfg.feed.category;
         feed_cfg.raw_tap = recorder.as_ref().map(|r| r.tap(category));
         let source = spawn(feed_cfg).map_err(|message| ServiceError::Feed { category, message })?;
+        if let Some(monitor) = source.monitor() {
+            state.controls().register(category, monitor);
+        }
         let pipeline = Pipeline {
             source,
             category,

@@ -270,6 +270,8 @@ struct Inner {
     record: std::sync::OnceLock<Arc<crate::record::RecordStats>>,
     /// The store writer's count of live batches dropped on a full queue.
     store_dropped: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    /// The running feeds, for the HTTP actions.
+    controls: super::controls::FeedControls,
 }
 
 impl ServiceState {
@@ -309,6 +311,7 @@ impl ServiceState {
                 nats: std::sync::OnceLock::new(),
                 record: std::sync::OnceLock::new(),
                 store_dropped: std::sync::OnceLock::new(),
+                controls: Default::default(),
             }),
         }
     }
@@ -362,6 +365,11 @@ impl ServiceState {
     /// The recorder's state, when recording (`[sinks.record]`).
     pub fn record_status(&self) -> Option<crate::record::RecordStatus> {
         self.inner.record.get().map(|s| s.status())
+    }
+
+    /// The running feeds by category (for state-changing routes such as reconnect).
+    pub fn controls(&self) -> &super::controls::FeedControls {
+        &self.inner.controls
     }
 
     /// The token state-changing routes require.

@@ -19,6 +19,7 @@
 //! - `trades`: live trades, buffering while recovering, and the REST gap-fill merge.
 
 mod books;
+mod requests;
 mod trades;
 
 #[cfg(test)]
