@@ -106,6 +106,11 @@ impl<'r> Connection<'r> {
         // Requests made before this socket opened are answered by it.
         self.r.control.borrow_and_update();
         self.r.resync.borrow_and_update();
+        // Pinned for the connection's life too (re-made only after one fires).
+        let reconnect_req = next_request(self.r.control.clone());
+        tokio::pin!(reconnect_req);
+        let resync_req = next_request(self.r.resync.clone());
+        tokio::pin!(resync_req);
 
         loop {
             if let Some(reason) = self.perform().await {
@@ -121,8 +126,13 @@ impl<'r> Connection<'r> {
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return DisconnectReason::Shutdown,
-                why = super::control::requested(&mut self.r.control) => return DisconnectReason::Requested(why),
-                _ = super::control::requested(&mut self.r.resync) => {
+                (why, _) = &mut reconnect_req => {
+                    self.r.control.borrow_and_update();
+                    return DisconnectReason::Requested(why);
+                }
+                (_, rx) = &mut resync_req => {
+                    resync_req.set(next_request(rx));
+                    self.r.resync.borrow_and_update();
                     let r = &mut *self.r;
                     r.session.resync_books(&r.shared.books);
                 }
@@ -254,4 +264,15 @@ async fn fetch_recent(
         }
     }
     Err(last_error)
+}
+
+/// The next operator request `rx` has not seen, with the receiver back for the next one.
+async fn next_request(
+    mut rx: tokio::sync::watch::Receiver<super::control::ControlRequest>,
+) -> (
+    String,
+    tokio::sync::watch::Receiver<super::control::ControlRequest>,
+) {
+    let why = super::control::requested(&mut rx).await;
+    (why, rx)
 }
