@@ -6,7 +6,7 @@
 //! (`HFT_CONNECTOR_BUDGET_DIR`, default `$TMPDIR/hft-connector-budget`), one Unix-ms time per
 //! line, read and rewritten under an exclusive `flock`: processes need no supervisor round trip
 //! and a killed worker's slots still count. The decision itself is the pure
-//! [`SlidingWindow`](hft_core::ratelimit::SlidingWindow)'s. If the file cannot be used (read-only
+//! [`SlidingWindow`]'s. If the file cannot be used (read-only
 //! disk, odd permissions) the feed logs it and keeps its own per-feed window instead of stopping.
 
 use std::fs::{File, OpenOptions};
