@@ -25,10 +25,15 @@ pub struct Pending {
     pub verified: watch::Sender<bool>,
 }
 
-/// Waits until `rx` says the symbol was verified (at once for a symbol checked at start).
+/// Waits until `rx` says the symbol was verified (at once for a symbol checked at start). If the
+/// check ended without verifying it (the symbol is unknown, or the service is stopping) this never
+/// returns: a backfill must not race the check's fatal error to REST (it would report an unknown
+/// symbol as a backfill failure, or fetch for a symbol that does not exist).
 pub async fn until_verified(rx: Option<watch::Receiver<bool>>) {
     if let Some(mut rx) = rx {
-        let _ = rx.wait_for(|v| *v).await;
+        if rx.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -66,5 +71,34 @@ pub async fn verify(
             return Ok(());
         }
         wait = (wait * 2).min(MAX_WAIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backfill_starts_only_once_its_symbol_is_verified() {
+        let (tx, rx) = watch::channel(false);
+        let waiting = tokio::spawn(until_verified(Some(rx)));
+        tx.send(true).expect("a receiver");
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("verified: the backfill starts")
+            .expect("joins");
+        // The check ended without verifying (unknown symbol, or stopping): it never starts.
+        let (tx, rx) = watch::channel(false);
+        let waiting = tokio::spawn(until_verified(Some(rx)));
+        drop(tx);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3600), waiting)
+                .await
+                .is_err(),
+            "a backfill must not race the check's fatal error"
+        );
+        // Checked at start: at once.
+        until_verified(None).await;
     }
 }
