@@ -28,7 +28,8 @@ pub async fn start_service(
 pub async fn serve(
     cfg: crate::config::ServiceConfig,
 ) -> Result<(), crate::service::runner::ServiceError> {
-    use crate::service::runner::shutdown_signal;
+    // Before anything else: Ctrl-C while starting is a clean stop once started, not a kill.
+    let stop = crate::service::runner::shutdown_signal_installed();
     tracing::info!(
         event = "service_starting",
         symbols = %cfg.feed.symbols.join(","),
@@ -39,7 +40,7 @@ pub async fn serve(
     );
     let running = start_service(cfg).await?;
     tokio::select! {
-        _ = shutdown_signal() => {
+        _ = stop => {
             tracing::info!(event = "service_stopping", reason = "signal");
             running.stop();
         }

@@ -407,25 +407,38 @@ pub async fn start<S: Source>(
     })
 }
 
-/// Waits for Ctrl-C or SIGTERM.
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
+    shutdown_signal_installed().await
+}
+
+/// Installs the SIGINT and SIGTERM handlers NOW and returns the future that resolves on the first
+/// of them: a signal that arrives while the service is still starting is kept and acted on once it
+/// has started (a clean stop), instead of killing the process with the default action.
+pub fn shutdown_signal_installed() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let int = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        async move {
+            match (int, term) {
+                (Some(mut int), Some(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
