@@ -13,7 +13,6 @@ use super::backfill::{stored, Job, KlineFetcher};
 use super::state::{BookReader, BookTop, FeedKey, LogEvent, ServiceState};
 use super::writer::StoreWriter;
 use crate::backfill::plan::plan_chunks;
-use crate::book::OrderBook;
 use crate::candles::{missing_intervals, CandleAggregator, Interval};
 use crate::feed::health::{iso_time, unix_ms, HealthSnapshot};
 use crate::feed::{FeedEvent, FeedHandle};
@@ -31,8 +30,6 @@ pub trait EventSource: Send {
     fn pid(&self) -> Option<u32>;
     /// Worker restarts so far.
     fn worker_restarts(&self) -> u64;
-    /// The current book of `symbol`.
-    fn book(&self, symbol: &str) -> Option<OrderBook>;
     /// A reader of the current books that outlives borrows of the source.
     fn book_reader(&self) -> BookReader;
     /// Each line of an A/B feed (empty with one line).
@@ -54,9 +51,6 @@ impl EventSource for FeedHandle {
     fn worker_restarts(&self) -> u64 {
         0
     }
-    fn book(&self, symbol: &str) -> Option<OrderBook> {
-        FeedHandle::book(self, symbol)
-    }
     fn book_reader(&self) -> BookReader {
         let monitor = crate::source::SourceMonitor::InProcess(self.shared());
         std::sync::Arc::new(move |symbol| monitor.book(symbol))
@@ -75,9 +69,6 @@ impl EventSource for crate::source::FeedSource {
     }
     fn worker_restarts(&self) -> u64 {
         crate::source::FeedSource::worker_restarts(self)
-    }
-    fn book(&self, symbol: &str) -> Option<OrderBook> {
-        crate::source::FeedSource::book(self, symbol)
     }
     fn book_reader(&self) -> BookReader {
         let monitor = self.monitor();
