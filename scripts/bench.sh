@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The throughput and latency benchmark (examples/throughput): a Bybit-shaped load generator pinned
 # to core 0, and on core 1, one after the other, its ceiling (raw frame drain), a plain WebSocket
-# drain (the baseline), hft-feed in-process and in process isolation, at saturation and paced.
+# drain (the baseline), hft-feed in-process and in process isolation, each also with
+# `feed.busy_poll_us` (`-busy`, --busy-poll-us, default 1000), at saturation and paced.
 # Prints one JSON line per measurement, then a markdown table (BENCHMARKS.md has a run).
 #
 # Usage: scripts/bench.sh [options]           release build; options: --seconds S --warmup S
-#                                             --rates R1,R2 --modes raw,drain,in-process,process
+#                                             --rates R1,R2 --busy-poll-us US
+#                                             --modes raw,drain,in-process,process,in-process-busy,process-busy
 #        scripts/bench.sh --smoke [options]   debug build, a few seconds, no thresholds (CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."

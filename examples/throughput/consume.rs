@@ -2,7 +2,8 @@
 //! `raw` (counts WebSocket frames by their headers: the generator's ceiling), `drain` (a plain
 //! tokio-tungstenite client: the baseline), `in-process` and `process` (hft-feed's `FeedSource`
 //! with `Isolation::InProcess` / `Isolation::Process`, consumed from a task of a multi-thread
-//! runtime, as the service does).
+//! runtime, as the service does), and `in-process-busy` / `process-busy` (the same with
+//! `feed.busy_poll_us`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -37,6 +38,8 @@ pub struct Plan {
     pub gen_pid: Option<u32>,
     /// The `hft-connector` executable (process mode).
     pub worker: PathBuf,
+    /// `feed.busy_poll_us` of the `-busy` modes.
+    pub busy_poll_us: u64,
 }
 
 impl Plan {
@@ -56,14 +59,16 @@ pub fn run(plan: &Plan) -> anyhow::Result<Measurement> {
             .enable_all()
             .build()?
             .block_on(drain(plan.clone())),
-        "in-process" | "process" => {
+        "in-process" | "process" | "in-process-busy" | "process-busy" => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             let plan = plan.clone();
             rt.block_on(async move { tokio::spawn(feed(plan)).await? })
         }
-        other => bail!("unknown mode {other:?}: expected raw, drain, in-process or process"),
+        other => bail!(
+            "unknown mode {other:?}: expected raw, drain, in-process, process, in-process-busy or process-busy"
+        ),
     }
 }
 
@@ -111,7 +116,11 @@ async fn drain(plan: Plan) -> anyhow::Result<Measurement> {
 }
 
 async fn feed(plan: Plan) -> anyhow::Result<Measurement> {
-    let isolation: Isolation = plan.mode.parse().map_err(anyhow::Error::msg)?;
+    let (isolation, busy) = match plan.mode.strip_suffix("-busy") {
+        Some(m) => (m, plan.busy_poll_us),
+        None => (plan.mode.as_str(), 0),
+    };
+    let isolation: Isolation = isolation.parse().map_err(anyhow::Error::msg)?;
     let mut cfg = FeedConfig::new(
         &plan.ws_base(),
         &format!("http://{}", plan.addr),
@@ -119,6 +128,7 @@ async fn feed(plan: Plan) -> anyhow::Result<Measurement> {
         &[SYMBOL],
     );
     cfg.feed.depth = 50;
+    cfg.feed.busy_poll_us = busy;
     let mut source =
         FeedSource::spawn_with(cfg, isolation, WorkerOptions::with_program(&plan.worker))?;
     let paced = plan.rate > 0.0;

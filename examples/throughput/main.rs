@@ -72,6 +72,8 @@ enum Cmd {
         seconds: f64,
         #[arg(long)]
         worker: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        busy_poll_us: u64,
     },
 }
 
@@ -103,7 +105,7 @@ struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "raw,drain,in-process,process"
+        default_value = "raw,drain,in-process,process,in-process-busy,process-busy"
     )]
     modes: Vec<String>,
     /// Core of the generator.
@@ -112,6 +114,9 @@ struct BenchArgs {
     /// Core of the consumer (and of its worker process).
     #[arg(long, default_value_t = 1)]
     consumer_core: usize,
+    /// `feed.busy_poll_us` of the `in-process-busy` and `process-busy` consumers.
+    #[arg(long, default_value_t = 1000)]
+    busy_poll_us: u64,
     /// The hft-connector executable run as the worker (default: next to target/*/examples/).
     #[arg(long, env = "HFT_CONNECTOR_BIN")]
     worker: Option<PathBuf>,
@@ -147,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             warmup,
             seconds,
             worker,
+            busy_poll_us,
         }) => {
             // Unpinned (e.g. the core is outside this container's CPU set) still measures, noisier.
             if let Some(Err(e)) = core.map(measure::pin_to) {
@@ -160,6 +166,7 @@ fn main() -> anyhow::Result<()> {
                 seconds,
                 gen_pid,
                 worker,
+                busy_poll_us,
             };
             let m = consume::run(&plan)?;
             println!("{}", serde_json::to_string(&m)?);
@@ -316,6 +323,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ])
             .arg("--worker")
             .arg(&worker)
+            .args(["--busy-poll-us", &args.busy_poll_us.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

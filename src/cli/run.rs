@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Redundant connections per feed: 1, or 2 for A/B lines merged (`[feed] lines`).
     #[arg(long, value_name = "1|2")]
     pub lines: Option<u8>,
+    /// Busy polling: keep reading the exchange's socket this long (µs) after each frame instead
+    /// of sleeping; costs a core while data flows, saves the wake-up (`[feed] busy_poll_us`).
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<u64>,
     /// Days of 1-minute klines to backfill (0 disables backfill).
     #[arg(long, value_name = "DAYS")]
     pub backfill_days: Option<f64>,
@@ -105,6 +109,7 @@ impl RunArgs {
             listen: self.listen.clone(),
             isolation: self.isolation,
             lines: self.lines,
+            busy_poll_us: self.busy_poll_us,
             backfill_days: self.backfill_days,
             token: self.token.clone(),
             log_format: self.log_format,

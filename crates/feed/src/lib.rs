@@ -8,6 +8,7 @@
 //! - [`lines`]: A/B line arbitration: one feed over two redundant lines, merged.
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
 //! - [`conn_budget`]: the machine-wide connection budget per exchange address (all feeds and workers).
+//! - [`busy_poll`]: `feed.busy_poll_us`, polling instead of sleeping while data flows.
 //! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.
 //! - [`raw_tap`]: the hook a recorder takes raw frames from (never blocks the feed).
 //! - [`source`]: [`source::FeedSource`], one API over the in-process and the worker-process feed,
@@ -34,6 +35,7 @@
 
 pub use hft_core::{backoff, book, normalized, protocol};
 
+pub mod busy_poll;
 pub mod conn_budget;
 pub mod feed;
 pub mod forwarded;

@@ -50,6 +50,8 @@ pub struct Overrides {
     pub record_dir: Option<PathBuf>,
     /// `feed.lines` (1, or 2 for A/B lines).
     pub lines: Option<u8>,
+    /// `feed.busy_poll_us`.
+    pub busy_poll_us: Option<u64>,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -322,6 +324,9 @@ impl ServiceConfig {
         }
         if let Some(n) = a.lines {
             self.feed.lines = n;
+        }
+        if let Some(us) = a.busy_poll_us {
+            self.feed.busy_poll_us = us;
         }
         if let Some(days) = a.backfill_days {
             self.backfill.days = days;

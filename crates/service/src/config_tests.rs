@@ -232,3 +232,29 @@ fn a_listen_address_other_machines_reach_requires_a_token() {
     )];
     assert!(ServiceConfig::load(&a, env).is_ok());
 }
+
+#[test]
+fn busy_polling_comes_from_the_file_the_environment_or_the_flag_and_is_checked() {
+    let c = ServiceConfig::load(&args(), Vec::new()).unwrap();
+    assert_eq!(c.feed.busy_poll_us, 0, "off by default: no core spent");
+    let env = vec![(
+        "HFT_CONNECTOR_FEED_BUSY_POLL_US".to_string(),
+        "500".to_string(),
+    )];
+    let c = ServiceConfig::load(&args(), env.clone()).unwrap();
+    assert_eq!(
+        (c.feed.busy_poll_us, c.feeds()[0].feed.busy_poll_us),
+        (500, 500)
+    );
+    let mut a = args();
+    a.busy_poll_us = Some(2000);
+    assert_eq!(
+        ServiceConfig::load(&a, env).unwrap().feed.busy_poll_us,
+        2000,
+        "the flag wins"
+    );
+    a.busy_poll_us = Some(60_000_000);
+    let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
+    assert_eq!(e.field, "feed.busy_poll_us");
+    assert!(e.reason.contains("at most"), "{e}");
+}

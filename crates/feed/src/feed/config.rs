@@ -41,6 +41,10 @@ pub struct FeedSection {
     pub line_stall_s: f64,
     /// With 2 lines: a line this many book updates behind the other is restarted.
     pub line_behind_updates: u64,
+    /// Busy polling: after each frame, keep polling the input for this long (µs) instead of
+    /// sleeping, so the next frame is read without an OS wake-up; 0 (default) sleeps at once.
+    /// Costs a CPU core while data flows (see [`crate::busy_poll`]).
+    pub busy_poll_us: u64,
 }
 
 /// The default of `feed.queue_max_bytes`: 4 MiB, a few thousand book updates of 50-level books.
@@ -60,6 +64,7 @@ impl Default for FeedSection {
             lines: 1,
             line_stall_s: 2.0,
             line_behind_updates: 20_000,
+            busy_poll_us: 0,
         }
     }
 }
@@ -268,6 +273,12 @@ impl FeedConfig {
         }
         if f.queue_capacity == 0 {
             return Err(bad("feed.queue_capacity", "must be at least 1"));
+        }
+        if f.busy_poll_us > 10_000_000 {
+            return Err(bad(
+                "feed.busy_poll_us",
+                "must be at most 10000000 (10 s); 0 turns busy polling off",
+            ));
         }
         self.health_durations()?;
         secs(

@@ -153,6 +153,7 @@ impl<'r> Connection<'r> {
                     r.session.on_timer(now, |symbols| health.stalest(symbols));
                 }
                 msg = stream.next() => {
+                    self.r.shared.activity.touch();
                     let recv_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
                     let now = Now { mono_ms: self.r.shared.health.mono_ms(), unix_ns: recv_ns };
                     self.frame_now = now;

@@ -53,6 +53,8 @@ pub struct FeedShared {
     pub books: RwLock<HashMap<String, OrderBook>>,
     /// Operator requests (reconnect now).
     pub control: control::FeedControl,
+    /// Frames read, for the busy-poll spinner (`feed.busy_poll_us`).
+    pub activity: Arc<crate::busy_poll::Activity>,
 }
 
 /// Starts feeds.
@@ -89,6 +91,11 @@ impl Feed {
         let cancel = CancellationToken::new();
         let (_, _, _, log_every) = config.health_durations()?;
         let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
+        crate::busy_poll::spawn(
+            shared.activity.clone(),
+            config.feed.busy_poll_us,
+            cancel.clone(),
+        );
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
         runner.session.resume(covered_ms);
         if health_check {

@@ -5,9 +5,10 @@
 //!   `bybit_connector_worker_stats` every `stats_interval_s` go to stderr as JSON lines.
 //! - A `Health` frame every `health_report_s` is the worker's heartbeat; the supervisor's stale
 //!   detector replaces a worker that stops sending anything.
-//! - Frames are encoded on the feed's task and written by one blocking writer thread, flushed
-//!   after each burst (everything already queued), so delivery is prompt and a full pipe (a slow
-//!   supervisor) blocks the writer, which backs up into the feed's bounded queue: lossless.
+//! - Frames are encoded on the feed's task and written in bursts (everything already queued) by
+//!   [`super::stdout`]: a blocking writer thread, or with `feed.busy_poll_us` the task itself on a
+//!   non-blocking pipe. Delivery is prompt, and a full pipe (a slow supervisor) backs up into the
+//!   feed's bounded queue: lossless.
 //! - SIGUSR1 makes its feed drop the connection and reconnect, SIGUSR2 resubscribe its books
 //!   for fresh snapshots ([`super::control`]).
 //! - It exits cleanly on SIGTERM or SIGINT, and on its own when the supervisor goes away: stdin (a
@@ -17,14 +18,13 @@
 //! forwarding N events (the tests' way to crash a worker; replacements run normally).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::framing::{encode, WorkerMsg};
@@ -112,7 +112,8 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
         }
     };
     watch_stdin(stop.clone(), reason.clone());
-    let (out, writer) = spawn_writer(stop.clone(), reason.clone());
+    let busy = cfg.feed.feed.busy_poll_us > 0;
+    let mut out = super::stdout::Stdout::open(busy, stop.clone(), reason.clone());
 
     let report_every = Duration::from_secs_f64(cfg.health_report_s.clamp(0.01, 60.0));
     let stats_every = Duration::from_secs_f64(cfg.stats_interval_s.clamp(0.01, 86_400.0));
@@ -136,6 +137,7 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
         pid,
         health_report_s = report_every.as_secs_f64(),
         stats_interval_s = stats_every.as_secs_f64(),
+        stdout = out.kind(),
     );
     let hello = WorkerMsg::Hello {
         pid,
@@ -151,7 +153,7 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     push(&mut buf, &hello, &mut c);
     loop {
-        if !buf.is_empty() && !send(&out, &stop, std::mem::take(&mut buf)).await {
+        if !buf.is_empty() && !out.send(&stop, &reason, std::mem::take(&mut buf)).await {
             break;
         }
         tokio::select! {
@@ -205,7 +207,7 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
                 if let Some(n) = panic_after {
                     if c.events >= n {
                         // Deliver what was promised first, like a real crash after a write.
-                        let _ = send(&out, &stop, std::mem::take(&mut buf)).await;
+                        let _ = out.send(&stop, &reason, std::mem::take(&mut buf)).await;
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         panic!("{PANIC_AFTER_ENV}={n}: test-hook panic after {} events", c.events);
                     }
@@ -216,13 +218,7 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
     let why = reason.lock().map(|r| r.clone()).unwrap_or_default();
     tracing::info!(event = "bybit_connector_worker_stopping", pid, reason = %why);
     let _ = tokio::time::timeout(Duration::from_secs(2), feed.shutdown()).await;
-    drop(out);
-    // Bounded: a writer stuck on a full pipe must not keep the worker alive.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        tokio::task::spawn_blocking(move || writer.join()),
-    )
-    .await;
+    out.close().await;
     tracing::info!(
         event = "bybit_connector_worker_stopped",
         pid,
@@ -262,42 +258,7 @@ fn forward(buf: &mut Vec<u8>, ev: FeedEvent, c: &mut Counters, pid: u32) {
     push(buf, &WorkerMsg::Event(ev), c);
 }
 
-/// Hands a burst to the writer thread; `false` when the worker must stop.
-async fn send(out: &mpsc::Sender<Vec<u8>>, stop: &CancellationToken, buf: Vec<u8>) -> bool {
-    tokio::select! {
-        r = out.send(buf) => r.is_ok(),
-        _ = stop.cancelled() => false,
-    }
-}
-
-/// One blocking thread writes bursts to stdout and flushes each. A failed write (EPIPE: the
-/// supervisor is gone) stops the worker.
-fn spawn_writer(
-    stop: CancellationToken,
-    reason: Arc<Mutex<String>>,
-) -> (mpsc::Sender<Vec<u8>>, std::thread::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
-    let handle = std::thread::spawn(move || {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        while let Some(buf) = rx.blocking_recv() {
-            if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
-                let gone = e.kind() == std::io::ErrorKind::BrokenPipe;
-                tracing::warn!(
-                    event = "bybit_connector_worker_stdout_failed",
-                    error = %e,
-                    supervisor_gone = gone,
-                );
-                set_reason(&reason, format!("stdout write failed: {e}"));
-                stop.cancel();
-                return;
-            }
-        }
-    });
-    (tx, handle)
-}
-
-fn set_reason(reason: &Mutex<String>, why: String) {
+pub(crate) fn set_reason(reason: &Mutex<String>, why: String) {
     if let Ok(mut r) = reason.lock() {
         if *r == "feed ended" {
             *r = why;

@@ -25,6 +25,7 @@ pub mod raw;
 pub mod signals;
 pub mod state;
 pub mod stderr;
+pub(crate) mod stdout;
 pub mod supervisor;
 pub mod wire;
 
