@@ -44,8 +44,9 @@ pub fn main(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the feed hands each event to the pipe writer without a cross-thread wake-up
+    // (BENCHMARKS.md, issue 12: process isolation p99 at 10k msg/s 258 -> 77 us busy polling).
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
