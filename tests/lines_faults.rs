@@ -128,10 +128,16 @@ async fn one_line(rig: &Rig, req: FaultRequest, reconnects: bool) {
     whole(rig).await;
 }
 
-/// One line at a time: the next fault waits until both lines carry the whole tape again.
+/// One line at a time: the next fault waits until both lines carry the whole tape again: live,
+/// in sync, and each delivering trades filled after this wait began (a line that reconnected
+/// holds its live trades back until its REST refill is done; killing the other line before that
+/// would be both lines down at once, whose outcome is an explicit hole, not this test's case).
 async fn whole(rig: &Rig) {
-    until(rig, "both lines live and in sync", |l| {
-        l.iter().all(|x| x.connected && x.in_sync)
+    let since = now_ms();
+    until(rig, "both lines live, in sync and delivering", |l| {
+        l.iter().all(|x| {
+            x.connected && x.in_sync && x.last_trade_ms.is_some_and(|t| u128::from(t) >= since)
+        })
     })
     .await;
 }

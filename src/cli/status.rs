@@ -69,6 +69,20 @@ pub struct FeedRow {
     /// Backfill progress.
     #[serde(default)]
     pub backfill: Option<BackfillRow>,
+    /// A/B lines (`[feed] lines = 2`; empty with one line).
+    #[serde(default)]
+    pub lines: Vec<LineRow>,
+}
+
+/// One A/B line of a feed as `/api/status` reports it.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct LineRow {
+    /// `a` or `b`.
+    #[serde(default)]
+    pub line: String,
+    /// Its subscriptions are confirmed and it has not disconnected since.
+    #[serde(default)]
+    pub connected: bool,
 }
 
 /// A feed's backfill as `/api/status` reports it.

@@ -1,10 +1,10 @@
 //! The table `hft-connector status` prints: one row per feed (symbol, category, status, last update
-//! and age, reconnects, errors, queue, worker pid, backfill), aligned, the status coloured when
+//! and age, reconnects, errors, queue, worker pid, A/B lines, backfill), aligned, the status coloured when
 //! wanted, then a summary line.
 
 use console::Style;
 
-use super::status::{BackfillRow, StatusReply};
+use super::status::{BackfillRow, LineRow, StatusReply};
 
 /// `0.4s`, `12s`, `3m05s`, `2h03m`, `-` when unknown.
 pub fn age(seconds: Option<f64>) -> String {
@@ -38,7 +38,19 @@ fn backfill_text(b: Option<&BackfillRow>) -> String {
     }
 }
 
-const HEADERS: [&str; 10] = [
+/// `a:up b:down` for a feed over A/B lines, `-` with one line.
+fn lines_text(lines: &[LineRow]) -> String {
+    if lines.is_empty() {
+        return "-".into();
+    }
+    lines
+        .iter()
+        .map(|l| format!("{}:{}", l.line, if l.connected { "up" } else { "down" }))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const HEADERS: [&str; 11] = [
     "SYMBOL",
     "CATEGORY",
     "STATUS",
@@ -48,6 +60,7 @@ const HEADERS: [&str; 10] = [
     "ERRORS",
     "QUEUE",
     "PID",
+    "LINES",
     "BACKFILL",
 ];
 
@@ -64,7 +77,7 @@ fn status_style(status: &str, color: bool) -> Style {
 /// a newline.
 pub fn render(reply: &StatusReply, base: &str, color: bool) -> String {
     let today = reply.time.as_deref();
-    let rows: Vec<[String; 10]> = reply
+    let rows: Vec<[String; 11]> = reply
         .feeds
         .iter()
         .map(|f| {
@@ -81,6 +94,7 @@ pub fn render(reply: &StatusReply, base: &str, color: bool) -> String {
                 f.error_count.to_string(),
                 f.queue_size.to_string(),
                 f.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                lines_text(&f.lines),
                 backfill_text(f.backfill.as_ref()),
             ]
         })
@@ -164,7 +178,9 @@ mod tests {
                 {"symbol": "ETHUSDT", "category": "spot", "status": "down",
                  "last_update": null, "seconds_since_last_event": null,
                  "reconnects": 0, "error_count": 7, "queue_size": 3, "pid": null,
-                 "backfill": {"done": 0, "total": 0, "state": "disabled"}}
+                 "backfill": {"done": 0, "total": 0, "state": "disabled"},
+                 "lines": [{"line": "a", "connected": true, "status": "connected"},
+                           {"line": "b", "connected": false, "status": "disconnected"}]}
             ],
             "time": "2026-11-29T08:43:12.800Z", "version": "0.1.0", "healthy": false
         }))
@@ -190,13 +206,26 @@ mod tests {
                 "1",
                 "0",
                 "4242",
+                "-",
                 "done",
                 "88/88"
             ]
         );
         assert_eq!(
             cells(lines[2]),
-            ["ETHUSDT", "spot", "down", "-", "-", "0", "7", "3", "-", "disabled"]
+            [
+                "ETHUSDT",
+                "spot",
+                "down",
+                "-",
+                "-",
+                "0",
+                "7",
+                "3",
+                "-",
+                "a:up,b:down",
+                "disabled"
+            ]
         );
         assert_eq!(
             lines[3],

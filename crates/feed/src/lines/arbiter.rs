@@ -104,6 +104,9 @@ pub struct LineState {
     pub last_market_ms: Option<u64>,
     /// Market events received.
     pub messages: u64,
+    /// Fill time (exchange ms) of the newest trade the line delivered: it stops moving while the
+    /// line holds its live trades back (e.g. refilling a hole from REST after a reconnect).
+    pub last_trade_ms: Option<u64>,
     /// Recovered trades emitted since the line's last `TradesRecovered`: (count, from, to).
     recovered: HashMap<String, (usize, u64, u64)>,
 }
@@ -186,6 +189,8 @@ impl Arbiter {
         match ev {
             FeedEvent::Trade(t) => {
                 self.market(line, now_ms);
+                let l = &mut self.lines[line];
+                l.last_trade_ms = Some(l.last_trade_ms.map_or(t.ts_ms, |m| m.max(t.ts_ms)));
                 let connected = self.connected();
                 let symbol = t.symbol.clone();
                 let out = self

@@ -471,3 +471,19 @@ fn a_book_gap_on_every_line_is_the_exchange_skipping_ids_and_costs_no_trade() {
         vec![3]
     );
 }
+
+#[test]
+fn each_line_reports_the_newest_trade_it_delivered_even_a_repeat() {
+    let mut arb = Arbiter::new(2, "linear", &["BTCUSDT".to_string()]);
+    arb.on_event(A, connected(), 0);
+    arb.on_event(B, connected(), 0);
+    assert_eq!(arb.lines()[A].last_trade_ms, None);
+    arb.on_event(A, FeedEvent::Trade(Box::new(trade(2))), 0);
+    arb.on_event(A, FeedEvent::Trade(Box::new(trade(3))), 0);
+    // B delivers the same trades later: repeats for the tape, but B is delivering.
+    arb.on_event(B, FeedEvent::Trade(Box::new(trade(2))), 0);
+    let (a, b) = (trade(3).ts_ms, trade(2).ts_ms);
+    assert!(a > b, "the fixture's trades are in time order");
+    assert_eq!(arb.lines()[A].last_trade_ms, Some(a));
+    assert_eq!(arb.lines()[B].last_trade_ms, Some(b));
+}

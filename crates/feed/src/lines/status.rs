@@ -43,6 +43,9 @@ pub struct LineStatus {
     pub behind_updates: Option<u64>,
     /// It has the most advanced book of at least one symbol.
     pub leader: bool,
+    /// Fill time (Unix ms) of the newest trade it delivered: it stops moving while the line holds
+    /// its live trades back, e.g. while it refills a hole from REST after a reconnect.
+    pub last_trade_ms: Option<u64>,
 }
 
 /// State shared between the merging task and readers.
@@ -143,6 +146,7 @@ impl LinesShared {
                 held_trades: held,
                 behind_updates: behind,
                 leader: leaders.values().any(|&l| l == i),
+                last_trade_ms: st.last_trade_ms,
             });
         }
         *write(&self.lines) = out;
