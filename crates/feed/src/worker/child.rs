@@ -6,7 +6,7 @@
 //! - A `Health` frame every `health_report_s` is the worker's heartbeat; the supervisor's stale
 //!   detector replaces a worker that stops sending anything.
 //! - Frames are encoded on the feed's task and written in bursts (everything already queued) by
-//!   [`super::stdout`]: a blocking writer thread, or with `feed.busy_poll_us` the task itself on a
+//!   `worker/stdout.rs`: a blocking writer thread, or with `feed.busy_poll_us` the task itself on a
 //!   non-blocking pipe. Delivery is prompt, and a full pipe (a slow supervisor) backs up into the
 //!   feed's bounded queue: lossless.
 //! - SIGUSR1 makes its feed drop the connection and reconnect, SIGUSR2 resubscribe its books
