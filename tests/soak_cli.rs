@@ -25,8 +25,12 @@ fn soak(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn check_run(isolation: &str) {
-    let (ok, stdout, stderr) = soak(&[
+fn check_run(isolation: &str) -> serde_json::Value {
+    check_run_with(isolation, &[])
+}
+
+fn check_run_with(isolation: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
         "--seconds",
         "8",
         "--fault-every",
@@ -35,7 +39,9 @@ fn check_run(isolation: &str) {
         isolation,
         "--seed",
         "3",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = soak(&args);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
@@ -85,16 +91,24 @@ fn check_run(isolation: &str) {
     );
     assert_eq!(v["zombies"], 0, "{v}");
     assert!(ok, "exit 0 when the account is clean: {v}\n{stderr}");
+    v
 }
 
 #[test]
 fn soak_in_process_accounts_for_every_trade() {
-    check_run("in-process");
+    let v = check_run("in-process");
+    assert_eq!(v["busy_poll_us"], 0, "sleeping by default: {v}");
 }
 
 #[test]
 fn soak_worker_process_accounts_for_every_trade() {
     check_run("process");
+}
+
+#[test]
+fn soak_of_a_busy_polling_worker_accounts_for_every_trade() {
+    let v = check_run_with("process", &["--busy-poll-us", "1000"]);
+    assert_eq!(v["busy_poll_us"], 1000, "{v}");
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub struct SoakArgs {
     /// Redundant connections per feed: 1, or 2 for A/B lines merged (default: `[feed] lines`).
     #[arg(long, value_name = "1|2")]
     pub lines: Option<u8>,
+    /// `feed.busy_poll_us` (µs; default 0, sleeping): soaks the low-latency mode.
+    #[arg(long, value_name = "US")]
+    pub busy_poll_us: Option<u64>,
     /// Seed of the market and of the fault order.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub seed: u64,
@@ -98,6 +101,7 @@ fn service_config(
         listen: Some("127.0.0.1:0".into()),
         isolation: Some(args.isolation),
         lines: args.lines,
+        busy_poll_us: args.busy_poll_us,
         backfill_days: Some(0.0),
         ..Overrides::default()
     };
@@ -317,6 +321,7 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     let sim = SimChild::spawn(args.rate, args.seed, &dir).await?;
     let cfg = service_config(&args, &sim, &dir)?;
     let cfg_lines = cfg.feed.lines;
+    let cfg_busy_poll_us = cfg.feed.busy_poll_us;
     // Trades from before the service subscribed are not its to deliver.
     sim.post("/sim/pause").await?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -430,6 +435,7 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         "fault_every": args.fault_every,
         "isolation": args.isolation.as_str(),
         "lines": cfg_lines,
+        "busy_poll_us": cfg_busy_poll_us,
         "seed": args.seed,
         "rate": args.rate,
         "trades_in_journal": t.journal,
