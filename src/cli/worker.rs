@@ -45,7 +45,7 @@ pub fn main(args: WorkerArgs) -> ExitCode {
         }
     };
     // One thread: the feed hands each event to the pipe writer without a cross-thread wake-up
-    // (BENCHMARKS.md, issue 12: process isolation p99 at 10k msg/s 258 -> 77 us busy polling).
+    // (BENCHMARKS.md, issue 12: busy polling, p99 at 10k msg/s 128-176 -> 77-101 us).
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
