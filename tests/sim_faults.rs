@@ -299,6 +299,64 @@ async fn refuse_rejects_new_connections_for_a_while() {
     sim.shutdown().await;
 }
 
+/// Control requests are answered while the refusal lasts, not when it ends: each answer arrives
+/// with the (60 s) refusal still active, checked on the simulator's own state; a `close` sent over
+/// HTTP during the refusal lands at once (its connection closes while refusing), and a `refuse`
+/// of 0 s over HTTP ends the window. Before the fix an admitted control connection went round the
+/// refusal check until the window ended, so each request took the whole window.
+#[tokio::test]
+async fn control_requests_are_answered_at_once_during_refuse() {
+    let sim = paused(29).await;
+    let mut open = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    sim.inject(FaultRequest::new(FaultKind::Refuse).seconds(60.0));
+    assert!(sim.refusing());
+    let http = reqwest::Client::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        // A new connection each time (no pooled one): each must pass the refusal's admission.
+        let t0 = Instant::now();
+        let r = reqwest::Client::new()
+            .get(format!("{}/sim/stats", sim.rest_url()))
+            .send()
+            .await
+            .expect("/sim/stats during refuse");
+        assert!(r.status().is_success());
+        slowest = slowest.max(t0.elapsed());
+        assert!(sim.refusing(), "answered only after the refusal ended");
+    }
+    // The exchange itself stays refused meanwhile.
+    assert!(reqwest::get(format!("{}/v5/market/time", sim.rest_url()))
+        .await
+        .is_err());
+    let t0 = Instant::now();
+    let r = http
+        .post(format!("{}/sim/fault", sim.rest_url()))
+        .body(r#"{"kind":"close","category":"linear"}"#)
+        .send()
+        .await
+        .expect("POST /sim/fault during refuse");
+    assert!(r.status().is_success());
+    slowest = slowest.max(t0.elapsed());
+    assert!(matches!(open.read(GUARD).await, Read::Closed(Some(1000))));
+    assert!(sim.refusing(), "the close landed inside the refusal");
+    // A reconnect meets the refusal.
+    assert!(tokio_tungstenite::connect_async(&sim.ws_url(Category::Linear))
+        .await
+        .is_err());
+    // Ended over HTTP too.
+    let r = http
+        .post(format!("{}/sim/fault", sim.rest_url()))
+        .body(r#"{"kind":"refuse","seconds":0}"#)
+        .send()
+        .await
+        .expect("POST /sim/fault refuse 0");
+    assert!(r.status().is_success());
+    assert!(!sim.refusing());
+    let _ = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    eprintln!("slowest control request during refuse: {slowest:?}");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn rest_error_answers_the_status_or_times_out() {
     let sim = paused(28).await;

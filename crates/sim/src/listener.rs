@@ -23,6 +23,16 @@ use super::stats::Stats;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// Where a connection handed to [`SimListener::accept`] comes from.
+enum Admission {
+    /// Just accepted: refused (unless a control request) while the `refuse` fault lasts.
+    New((TcpStream, SocketAddr)),
+    /// A control request admitted during a refusal: served as is.
+    Admitted((TcpStream, SocketAddr)),
+    /// `accept` failed (out of file descriptors and the like).
+    Failed,
+}
+
 /// Accepts connections for the simulator.
 pub struct SimListener {
     inner: TcpListener,
@@ -51,12 +61,21 @@ impl Listener for SimListener {
 
     async fn accept(&mut self) -> (TrackedIo, SocketAddr) {
         loop {
+            // A connection admitted while refusing is served at once: it must not meet the
+            // refusal check again, or it would go round (peeked and re-admitted) until the
+            // refusal ends, and a control request would wait the whole window for its answer.
             let accepted = tokio::select! {
-                a = self.admitted.recv() => a.map(Ok),
-                a = self.inner.accept() => Some(a),
+                a = self.admitted.recv() => match a {
+                    Some(x) => Admission::Admitted(x),
+                    None => Admission::Failed,
+                },
+                a = self.inner.accept() => match a {
+                    Ok(x) => Admission::New(x),
+                    Err(_) => Admission::Failed,
+                },
             };
             let (stream, addr) = match accepted {
-                Some(Ok((stream, addr))) if self.shared.refusing() => {
+                Admission::New((stream, addr)) if self.shared.refusing() => {
                     // Only a control request gets through; decided on its own task.
                     let (shared, admit) = (Arc::clone(&self.shared), self.admit.clone());
                     tokio::spawn(async move {
@@ -70,8 +89,8 @@ impl Listener for SimListener {
                     });
                     continue;
                 }
-                Some(Ok(x)) => x,
-                _ => {
+                Admission::New(x) | Admission::Admitted(x) => x,
+                Admission::Failed => {
                     // Out of file descriptors and the like: back off briefly and go on.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;

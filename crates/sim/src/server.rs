@@ -189,6 +189,11 @@ impl SimHandle {
         format!("http://{}", self.addr)
     }
 
+    /// Whether the `refuse` fault is active now (new exchange connections are reset).
+    pub fn refusing(&self) -> bool {
+        self.shared.refusing()
+    }
+
     /// Injects a fault (same as `POST /sim/fault`).
     pub fn inject(&self, fault: FaultRequest) -> FaultReport {
         fault::apply(&self.shared, &fault)
