@@ -1,6 +1,7 @@
 //! The operator contract in both isolation modes: the `run` service (the real binary, its real
 //! log on stderr) against the simulator goes through one scripted fault tour (silence, stall,
-//! TCP reset, the exchange gone for a few seconds then back on the same port, and in process
+//! TCP reset, the exchange gone for a few seconds then back on the same port, `refuse` then `close`
+//! sent over the simulator's control API during the refusal (the reconnect meets it), and in process
 //! isolation worker kill -9 and worker SIGSTOP, then a clean shutdown), and the log must carry the
 //! same top-level contract events, in the same order, with the same fields and levels, each
 //! occurrence exactly once, in `--isolation in-process` and in the default `--isolation process`.
@@ -276,6 +277,32 @@ async fn tour(process: bool) -> (Vec<Step>, Value) {
         .await;
     steps.push(("exchange_gone", svc.contract_since(mark)));
 
+    // Faults combined through the simulator's control API, as a script would: `refuse` (long),
+    // then `close` over HTTP while it lasts, so the reconnect meets the refusal; `refuse` for
+    // 0 s ends it once two attempts failed. Each control request is answered during the refusal.
+    let mark = svc.len();
+    let control = |body: &'static str| {
+        let url = format!("{}/sim/fault", sim.rest_url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .expect("the control API answers during refuse");
+            assert!(r.status().is_success(), "{body}: {}", r.status());
+        }
+    };
+    control(r#"{"kind":"refuse","seconds":120}"#).await;
+    control(r#"{"kind":"close"}"#).await;
+    assert!(sim.refusing(), "the close landed inside the refusal");
+    svc.wait_count(mark, "connector_connection_error", 2).await;
+    assert!(sim.refusing());
+    control(r#"{"kind":"refuse","seconds":0}"#).await;
+    svc.wait(mark, "reconnect after the refusal", connected)
+        .await;
+    steps.push(("refuse_close", svc.contract_since(mark)));
+
     if process {
         // Worker kill -9: the supervisor closes the connection the worker could not.
         let mark = svc.len();
@@ -411,7 +438,7 @@ async fn the_fault_tour_logs_the_same_contract_in_both_isolation_modes() {
     let (inproc, inproc_health) = tour(false).await;
     let (process, process_health) = tour(true).await;
 
-    let expected: [(&str, &[&str]); 6] = [
+    let expected: [(&str, &[&str]); 7] = [
         ("start", &["bybit_connector_connected"]),
         (
             "silence",
@@ -435,6 +462,14 @@ async fn the_fault_tour_logs_the_same_contract_in_both_isolation_modes() {
         ),
         (
             "exchange_gone",
+            &[
+                "connector_disconnected",
+                "connector_connection_error",
+                "bybit_connector_connected",
+            ],
+        ),
+        (
+            "refuse_close",
             &[
                 "connector_disconnected",
                 "connector_connection_error",
