@@ -340,9 +340,11 @@ async fn control_requests_are_answered_at_once_during_refuse() {
     assert!(matches!(open.read(GUARD).await, Read::Closed(Some(1000))));
     assert!(sim.refusing(), "the close landed inside the refusal");
     // A reconnect meets the refusal.
-    assert!(tokio_tungstenite::connect_async(&sim.ws_url(Category::Linear))
-        .await
-        .is_err());
+    assert!(
+        tokio_tungstenite::connect_async(&sim.ws_url(Category::Linear))
+            .await
+            .is_err()
+    );
     // Ended over HTTP too.
     let r = http
         .post(format!("{}/sim/fault", sim.rest_url()))

@@ -6,14 +6,21 @@ use clap::Args;
 use crate::sinks::{BooksMode, NatsOverrides};
 
 /// The `--nats-*` flags (each overrides `[sinks.nats]` and `HFT_CONNECTOR_SINKS_NATS_*`).
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Clone, Args, Default)]
 pub struct NatsArgs {
     /// Publish normalized events to this NATS server (e.g. nats://127.0.0.1:4222).
     #[arg(long = "nats-url", value_name = "URL")]
     pub url: Option<String>,
+    /// The servers of a NATS cluster, comma separated (instead of --nats-url): the sink connects
+    /// to any of them and reconnects to the others.
+    #[arg(long = "nats-urls", value_name = "URL,URL,...", value_delimiter = ',')]
+    pub urls: Option<Vec<String>>,
     /// JetStream stream name (created if missing).
     #[arg(long = "nats-stream", value_name = "NAME")]
     pub stream: Option<String>,
+    /// Replicas of the stream when it is created (default 1; 3 on a three-node cluster).
+    #[arg(long = "nats-replicas", value_name = "N")]
+    pub replicas: Option<usize>,
     /// Subject prefix (default md).
     #[arg(long = "nats-subject-prefix", value_name = "PREFIX")]
     pub subject_prefix: Option<String>,
@@ -29,6 +36,21 @@ pub struct NatsArgs {
     /// Messages buffered for the sink (drop and count beyond).
     #[arg(long = "nats-buffer", value_name = "N")]
     pub buffer: Option<usize>,
+    /// NATS credentials file (.creds).
+    #[arg(long = "nats-creds-file", value_name = "FILE")]
+    pub creds_file: Option<String>,
+    /// PEM file of CA certificates for the servers' TLS.
+    #[arg(long = "nats-tls-ca", value_name = "FILE")]
+    pub tls_ca: Option<String>,
+    /// NATS user name (with a password).
+    #[arg(long = "nats-user", value_name = "USER")]
+    pub user: Option<String>,
+    /// NATS password (prefer HFT_CONNECTOR_SINKS_NATS_PASSWORD: a flag shows in `ps`). Never logged.
+    #[arg(long = "nats-password", value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// NATS token (prefer HFT_CONNECTOR_SINKS_NATS_TOKEN: a flag shows in `ps`). Never logged.
+    #[arg(long = "nats-token", value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 impl NatsArgs {
@@ -36,12 +58,26 @@ impl NatsArgs {
     pub fn overrides(&self) -> NatsOverrides {
         NatsOverrides {
             url: self.url.clone(),
+            urls: self.urls.clone(),
             stream: self.stream.clone(),
+            replicas: self.replicas,
             subject_prefix: self.subject_prefix.clone(),
             dedup_window_s: self.dedup_window_s,
             max_in_flight: self.max_in_flight,
             books: self.books,
             buffer: self.buffer,
+            creds_file: self.creds_file.clone(),
+            tls_ca: self.tls_ca.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            token: self.token.clone(),
         }
+    }
+}
+
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets are redacted there.
+        self.overrides().fmt(f)
     }
 }

@@ -109,11 +109,10 @@ pub fn main(args: StreamArgs) -> ExitCode {
 }
 
 async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCode {
-    let sink = cfg
-        .sinks
-        .nats
-        .enabled()
-        .then(|| crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
+    let sink = cfg.sinks.nats.enabled().then(|| {
+        crate::sinks::dedup::check(&cfg);
+        crate::sinks::NatsSink::start(cfg.sinks.nats.clone())
+    });
     let (tx, mut rx) = mpsc::channel::<(Category, FeedEvent)>(1024);
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();

@@ -191,10 +191,14 @@ const SECTIONS: [&str; 10] = [
 ];
 /// Sections whose keys live in named sub-tables: `HFT_CONNECTOR_SINKS_NATS_URL` is `[sinks.nats] url`.
 const NESTED: [&str; 1] = ["sinks"];
-const LIST_KEYS: [&str; 3] = ["symbols", "categories", "candle_intervals"];
+const LIST_KEYS: [&str; 4] = ["symbols", "categories", "candle_intervals", "urls"];
 /// Keys whose values are text even when they look like numbers (`interval = "1"`).
-const TEXT_KEYS: [&str; 16] = [
+const TEXT_KEYS: [&str; 20] = [
     "interval",
+    "creds_file",
+    "tls_ca",
+    "user",
+    "password",
     "ws_url",
     "rest_url",
     "category",

@@ -248,6 +248,7 @@ pub async fn start<S: Source>(
         .collect();
     let state = ServiceState::with_store(&keys, cfg.http.token.clone(), Some(store_path));
     if cfg.sinks.nats.enabled() {
+        crate::sinks::dedup::check(&cfg);
         state.set_nats(crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
     }
     let recorder = match &cfg.sinks.record {

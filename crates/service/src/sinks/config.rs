@@ -53,13 +53,19 @@ impl FromStr for BooksMode {
 }
 
 /// `[sinks.nats]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NatsSection {
-    /// Server URL (`nats://127.0.0.1:4222`); empty: the sink is off.
+    /// Server URL (`nats://127.0.0.1:4222`); empty (and `urls` empty): the sink is off.
     pub url: String,
+    /// Several servers of one cluster (`["nats://a:4222", "nats://b:4222", "nats://c:4222"]`):
+    /// the sink connects to any and reconnects to the others. Either `url` or `urls`, not both.
+    pub urls: Vec<String>,
     /// JetStream stream name; created if missing with subjects `{subject_prefix}.>`.
     pub stream: String,
+    /// Replicas of the stream when the sink creates it (1; 3 on a three-node cluster). An existing
+    /// stream keeps its own (a difference is logged as `nats_stream_replicas_differ`).
+    pub replicas: usize,
     /// First subject token: `{prefix}.bybit.{category}.{symbol}.trade|book|status`.
     pub subject_prefix: String,
     /// The stream's duplicate window (s): a `Nats-Msg-Id` seen within it is stored once.
@@ -72,19 +78,83 @@ pub struct NatsSection {
     pub buffer: usize,
     /// How long a publish ack may take before the message is re-sent (s).
     pub ack_timeout_s: f64,
+    /// A NATS credentials file (`.creds`: user JWT and NKey seed); empty: none.
+    pub creds_file: String,
+    /// A PEM file of CA certificates trusted for the servers' TLS (use `tls://` URLs to require
+    /// TLS); empty: the system's roots.
+    pub tls_ca: String,
+    /// User name (with `password`).
+    pub user: String,
+    /// Password of `user`. Never logged.
+    pub password: String,
+    /// Authentication token (instead of `user`/`password`). Never logged.
+    pub token: String,
+}
+
+/// Shown instead of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for NatsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &str| if s.is_empty() { "" } else { REDACTED };
+        f.debug_struct("NatsSection")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("stream", &self.stream)
+            .field("replicas", &self.replicas)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("dedup_window_s", &self.dedup_window_s)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("books", &self.books)
+            .field("buffer", &self.buffer)
+            .field("ack_timeout_s", &self.ack_timeout_s)
+            .field("creds_file", &self.creds_file)
+            .field("tls_ca", &self.tls_ca)
+            .field("user", &self.user)
+            .field("password", &secret(&self.password))
+            .field("token", &secret(&self.token))
+            .finish()
+    }
+}
+
+/// `url` with any password (or token) in its user part replaced: `nats://u:<redacted>@h:4222`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..host_end].rfind('@') else {
+        return url.to_string();
+    };
+    let user = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:{REDACTED}"),
+        None => REDACTED.to_string(),
+    };
+    format!("{}{user}{}", &url[..scheme_end], &rest[at..])
 }
 
 impl Default for NatsSection {
     fn default() -> Self {
         NatsSection {
             url: String::new(),
+            urls: Vec::new(),
             stream: "MARKET_DATA".into(),
+            replicas: 1,
             subject_prefix: "md".into(),
             dedup_window_s: 120.0,
             max_in_flight: 1024,
             books: BooksMode::Deltas,
             buffer: 65_536,
             ack_timeout_s: 5.0,
+            creds_file: String::new(),
+            tls_ca: String::new(),
+            user: String::new(),
+            password: String::new(),
+            token: String::new(),
         }
     }
 }
@@ -101,12 +171,16 @@ pub struct SinksSection {
 
 /// Values that override `[sinks.nats]` and `HFT_CONNECTOR_SINKS_NATS_*` (the `--nats-*` flags of
 /// `run` and `stream`). `None` leaves the configured value.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct NatsOverrides {
     /// `url`.
     pub url: Option<String>,
+    /// `urls`.
+    pub urls: Option<Vec<String>>,
     /// `stream`.
     pub stream: Option<String>,
+    /// `replicas`.
+    pub replicas: Option<usize>,
     /// `subject_prefix`.
     pub subject_prefix: Option<String>,
     /// `dedup_window_s`.
@@ -117,6 +191,44 @@ pub struct NatsOverrides {
     pub books: Option<BooksMode>,
     /// `buffer`.
     pub buffer: Option<usize>,
+    /// `creds_file`.
+    pub creds_file: Option<String>,
+    /// `tls_ca`.
+    pub tls_ca: Option<String>,
+    /// `user`.
+    pub user: Option<String>,
+    /// `password` (never logged).
+    pub password: Option<String>,
+    /// `token` (never logged).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for NatsOverrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| REDACTED);
+        f.debug_struct("NatsOverrides")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "urls",
+                &self
+                    .urls
+                    .as_ref()
+                    .map(|u| u.iter().map(|u| redact_url(u)).collect::<Vec<_>>()),
+            )
+            .field("stream", &self.stream)
+            .field("replicas", &self.replicas)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("dedup_window_s", &self.dedup_window_s)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("books", &self.books)
+            .field("buffer", &self.buffer)
+            .field("creds_file", &self.creds_file)
+            .field("tls_ca", &self.tls_ca)
+            .field("user", &self.user)
+            .field("password", &secret(&self.password))
+            .field("token", &secret(&self.token))
+            .finish()
+    }
 }
 
 fn bad(field: &str, reason: impl Into<String>) -> ConfigError {
@@ -137,7 +249,38 @@ pub fn valid_token(token: &str) -> bool {
 impl NatsSection {
     /// Whether the sink is configured.
     pub fn enabled(&self) -> bool {
-        !self.url.trim().is_empty()
+        !self.url.trim().is_empty() || !self.urls.is_empty()
+    }
+
+    /// The servers to connect to: `urls`, or `url` alone.
+    pub fn servers(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.trim().to_string()]
+        } else {
+            self.urls.iter().map(|u| u.trim().to_string()).collect()
+        }
+    }
+
+    /// How the sink authenticates, for logs: `creds_file`, `user_password`, `token` or `none`.
+    pub fn auth_kind(&self) -> &'static str {
+        if !self.creds_file.trim().is_empty() {
+            "creds_file"
+        } else if !self.user.is_empty() {
+            "user_password"
+        } else if !self.token.is_empty() {
+            "token"
+        } else {
+            "none"
+        }
+    }
+
+    /// The servers for logs and `/api/status`: comma separated, passwords in URLs redacted.
+    pub fn servers_display(&self) -> String {
+        self.servers()
+            .iter()
+            .map(|u| redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Applies the overrides.
@@ -145,8 +288,25 @@ impl NatsSection {
         if let Some(v) = &a.url {
             self.url = v.clone();
         }
+        if let Some(v) = &a.urls {
+            self.urls = v.clone();
+        }
         if let Some(v) = &a.stream {
             self.stream = v.clone();
+        }
+        if let Some(v) = a.replicas {
+            self.replicas = v;
+        }
+        for (dst, src) in [
+            (&mut self.creds_file, &a.creds_file),
+            (&mut self.tls_ca, &a.tls_ca),
+            (&mut self.user, &a.user),
+            (&mut self.password, &a.password),
+            (&mut self.token, &a.token),
+        ] {
+            if let Some(v) = src {
+                *dst = v.clone();
+            }
         }
         if let Some(v) = &a.subject_prefix {
             self.subject_prefix = v.clone();
@@ -170,24 +330,44 @@ impl NatsSection {
         if !self.enabled() {
             return Ok(());
         }
-        let addr = async_nats::ServerAddr::from_str(self.url.trim())
-            .map_err(|e| e.to_string())
-            .and_then(|a| {
-                if a.host().is_empty() {
-                    Err("no host".to_string())
-                } else {
-                    Ok(a)
-                }
-            });
-        if let Err(e) = addr {
+        if !self.url.trim().is_empty() && !self.urls.is_empty() {
             return Err(bad(
-                "sinks.nats.url",
-                format!(
-                    "{:?} is not a NATS URL like nats://127.0.0.1:4222: {e}",
-                    self.url
-                ),
+                "sinks.nats.urls",
+                "set either sinks.nats.url (one server) or sinks.nats.urls (a cluster), not both",
             ));
         }
+        let field = if self.urls.is_empty() {
+            "sinks.nats.url"
+        } else {
+            "sinks.nats.urls"
+        };
+        for url in self.servers() {
+            let addr = async_nats::ServerAddr::from_str(&url)
+                .map_err(|e| e.to_string())
+                .and_then(|a| {
+                    if a.host().is_empty() {
+                        Err("no host".to_string())
+                    } else {
+                        Ok(a)
+                    }
+                });
+            if let Err(e) = addr {
+                return Err(bad(
+                    field,
+                    format!(
+                        "{:?} is not a NATS URL like nats://127.0.0.1:4222: {e}",
+                        redact_url(&url)
+                    ),
+                ));
+            }
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(bad(
+                "sinks.nats.replicas",
+                "must be between 1 and 5 (JetStream's limit)",
+            ));
+        }
+        self.validate_auth()?;
         if self.stream.is_empty() || !valid_token(&self.stream) || self.stream.contains(['/', '\\'])
         {
             return Err(bad(
@@ -224,6 +404,44 @@ impl NatsSection {
                 "sinks.nats.ack_timeout_s",
                 "must be a positive number of seconds",
             ));
+        }
+        Ok(())
+    }
+}
+
+impl NatsSection {
+    /// The credentials: at most one way (`creds_file`, `user`/`password`, or `token`), files that
+    /// exist. Errors never quote a secret.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let user = !self.user.is_empty();
+        let password = !self.password.is_empty();
+        let token = !self.token.is_empty();
+        let creds = !self.creds_file.trim().is_empty();
+        if user != password {
+            return Err(bad(
+                if user {
+                    "sinks.nats.password"
+                } else {
+                    "sinks.nats.user"
+                },
+                "sinks.nats.user and sinks.nats.password go together",
+            ));
+        }
+        let ways = [creds, user, token].iter().filter(|w| **w).count();
+        if ways > 1 {
+            return Err(bad(
+                "sinks.nats.token",
+                "choose one of sinks.nats.creds_file, sinks.nats.user/password and sinks.nats.token",
+            ));
+        }
+        for (field, path) in [
+            ("sinks.nats.creds_file", &self.creds_file),
+            ("sinks.nats.tls_ca", &self.tls_ca),
+        ] {
+            let path = path.trim();
+            if !path.is_empty() && !std::path::Path::new(path).is_file() {
+                return Err(bad(field, format!("{path:?} is not a readable file")));
+            }
         }
         Ok(())
     }
@@ -352,5 +570,172 @@ mod tests {
         )
         .unwrap();
         assert!(!c.sinks.nats.enabled());
+    }
+
+    #[test]
+    fn a_cluster_by_urls_from_file_env_or_flags_and_never_both_keys() {
+        let e = env(&[(
+            "HFT_CONNECTOR_SINKS_NATS_URLS",
+            "nats://a:4222, nats://b:4222,nats://c:4222",
+        )]);
+        let c = ServiceConfig::load(&Overrides::default(), e).unwrap();
+        let n = &c.sinks.nats;
+        assert!(n.enabled());
+        assert_eq!(
+            n.servers(),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+        assert_eq!(n.replicas, 1, "the default");
+        // A single url keeps working.
+        let c = ServiceConfig::load(
+            &Overrides::default(),
+            env(&[("HFT_CONNECTOR_SINKS_NATS_URL", "nats://a:4222")]),
+        )
+        .unwrap();
+        assert_eq!(c.sinks.nats.servers(), ["nats://a:4222"]);
+
+        let dir = std::env::temp_dir().join(format!("hftc-sinks-urls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[sinks.nats]\nurls = [\"nats://a:4222\", \"nats://b:4222\", \"nats://c:4222\"]\nreplicas = 3\n",
+        )
+        .unwrap();
+        let mut a = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        let c = ServiceConfig::load(&a, Vec::new()).unwrap();
+        assert_eq!(c.sinks.nats.replicas, 3);
+        assert_eq!(c.sinks.nats.servers().len(), 3);
+        let c =
+            ServiceConfig::load(&a, env(&[("HFT_CONNECTOR_SINKS_NATS_REPLICAS", "5")])).unwrap();
+        assert_eq!(c.sinks.nats.replicas, 5, "env beats file");
+        a.nats.replicas = Some(1);
+        a.nats.urls = Some(vec!["nats://x:1".into(), "nats://y:2".into()]);
+        let c = ServiceConfig::load(&a, Vec::new()).unwrap();
+        assert_eq!(c.sinks.nats.replicas, 1, "flags beat the file");
+        assert_eq!(c.sinks.nats.servers(), ["nats://x:1", "nats://y:2"]);
+        // Both keys: an error naming both.
+        a.nats.url = Some("nats://z:3".into());
+        let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
+        assert_eq!(e.field, "sinks.nats.urls");
+        assert!(
+            e.reason.contains("sinks.nats.url ") && e.reason.contains("sinks.nats.urls"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn credentials_one_way_at_a_time_and_errors_never_quote_a_secret() {
+        let url = ("HFT_CONNECTOR_SINKS_NATS_URL", "nats://127.0.0.1:4222");
+        let ok = |pairs: &[(&str, &str)]| {
+            ServiceConfig::load(&Overrides::default(), env(pairs)).map(|c| c.sinks.nats)
+        };
+        let n = ok(&[
+            url,
+            ("HFT_CONNECTOR_SINKS_NATS_USER", "md"),
+            ("HFT_CONNECTOR_SINKS_NATS_PASSWORD", "1234"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (n.user.as_str(), n.password.as_str()),
+            ("md", "1234"),
+            "a numeric password stays text"
+        );
+        assert_eq!(n.auth_kind(), "user_password");
+        let n = ok(&[url, ("HFT_CONNECTOR_SINKS_NATS_TOKEN", "s3cr3t-token")]).unwrap();
+        assert_eq!(n.auth_kind(), "token");
+        let dbg = format!("{n:?}");
+        assert!(
+            !dbg.contains("s3cr3t-token") && dbg.contains(REDACTED),
+            "{dbg}"
+        );
+
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_USER", "md")],
+                "sinks.nats.password",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_PASSWORD", "pw-secret-1")],
+                "sinks.nats.user",
+            ),
+            (
+                vec![
+                    url,
+                    ("HFT_CONNECTOR_SINKS_NATS_USER", "md"),
+                    ("HFT_CONNECTOR_SINKS_NATS_PASSWORD", "pw-secret-1"),
+                    ("HFT_CONNECTOR_SINKS_NATS_TOKEN", "tok-secret-2"),
+                ],
+                "sinks.nats.token",
+            ),
+            (
+                vec![
+                    url,
+                    (
+                        "HFT_CONNECTOR_SINKS_NATS_CREDS_FILE",
+                        "/nonexistent/x.creds",
+                    ),
+                ],
+                "sinks.nats.creds_file",
+            ),
+            (
+                vec![
+                    url,
+                    ("HFT_CONNECTOR_SINKS_NATS_TLS_CA", "/nonexistent/ca.pem"),
+                ],
+                "sinks.nats.tls_ca",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_REPLICAS", "0")],
+                "sinks.nats.replicas",
+            ),
+            (
+                vec![url, ("HFT_CONNECTOR_SINKS_NATS_REPLICAS", "7")],
+                "sinks.nats.replicas",
+            ),
+            (
+                vec![("HFT_CONNECTOR_SINKS_NATS_URLS", "nats://a:1,http://b:2")],
+                "sinks.nats.urls",
+            ),
+            (
+                vec![(
+                    "HFT_CONNECTOR_SINKS_NATS_URL",
+                    "nats://u:pw-secret-3@:4222/x y",
+                )],
+                "sinks.nats.url",
+            ),
+        ];
+        for (pairs, field) in cases {
+            let e = ok(&pairs).expect_err(field);
+            assert_eq!(e.field, field, "{pairs:?}: {e}");
+            let text = e.to_string();
+            for secret in ["pw-secret-1", "tok-secret-2", "pw-secret-3"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(redact_url("nats://a:4222"), "nats://a:4222");
+        assert_eq!(
+            redact_url("nats://md:hunter2@a:4222"),
+            "nats://md:<redacted>@a:4222"
+        );
+        assert_eq!(redact_url("tls://tok3n@a:4222"), "tls://<redacted>@a:4222");
+        assert_eq!(redact_url("a:4222"), "a:4222");
+        let n = NatsSection {
+            urls: vec!["nats://md:hunter2@a:4222".into(), "nats://b:4222".into()],
+            ..NatsSection::default()
+        };
+        assert_eq!(
+            n.servers_display(),
+            "nats://md:<redacted>@a:4222,nats://b:4222"
+        );
+        assert!(!format!("{n:?}").contains("hunter2"));
     }
 }

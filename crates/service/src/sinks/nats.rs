@@ -54,7 +54,7 @@ pub struct NatsSink {
 impl std::fmt::Debug for NatsSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsSink")
-            .field("url", &self.cfg.url)
+            .field("servers", &self.cfg.servers_display())
             .field("stream", &self.cfg.stream)
             .finish()
     }
@@ -79,8 +79,10 @@ impl NatsSink {
         let cancel = CancellationToken::new();
         tracing::info!(
             event = "nats_sink_started",
-            url = %cfg.url,
+            url = %cfg.servers_display(),
             stream = %cfg.stream,
+            replicas = cfg.replicas,
+            auth = cfg.auth_kind(),
             subject_prefix = %cfg.subject_prefix,
             books = ?cfg.books,
             buffer = cfg.buffer,
@@ -106,7 +108,8 @@ impl NatsSink {
 
     /// The `/api/status` line.
     pub fn status(&self) -> NatsStatus {
-        self.stats.status(&self.cfg.url, &self.cfg.stream)
+        self.stats
+            .status(&self.cfg.servers_display(), &self.cfg.stream)
     }
 
     /// The `hft_connector_nats_*` metrics.
@@ -199,17 +202,42 @@ async fn front_ack(
     }
 }
 
+/// Connects to any of the configured servers (and, on reconnect, to any of them or of the servers
+/// the cluster announces), with the configured credentials and TLS roots.
 async fn connect(cfg: &NatsSection, stats: &Arc<NatsStats>) -> Result<async_nats::Client, String> {
     let st = stats.clone();
-    let url = cfg.url.clone();
+    let url = cfg.servers_display();
     let seen = Arc::new(AtomicU64::new(0));
-    async_nats::ConnectOptions::new()
-        .name("hft-connector")
+    let mut opts = async_nats::ConnectOptions::new();
+    if !cfg.creds_file.trim().is_empty() {
+        opts = opts
+            .credentials_file(cfg.creds_file.trim())
+            .await
+            .map_err(|e| format!("sinks.nats.creds_file {:?}: {e}", cfg.creds_file.trim()))?;
+    } else if !cfg.user.is_empty() {
+        opts = opts.user_and_password(cfg.user.clone(), cfg.password.clone());
+    } else if !cfg.token.is_empty() {
+        opts = opts.token(cfg.token.clone());
+    }
+    if !cfg.tls_ca.trim().is_empty() {
+        opts = opts.add_root_certificates(cfg.tls_ca.trim().into());
+    }
+    let servers: Vec<async_nats::ServerAddr> = cfg
+        .servers()
+        .iter()
+        .map(|u| {
+            u.parse()
+                .map_err(|e| format!("{:?}: {e}", super::config::redact_url(u)))
+        })
+        .collect::<Result<_, _>>()?;
+    opts.name("hft-connector")
         .retry_on_initial_connect()
         .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(5))
+        .connection_timeout(NATS_CONNECT_TIMEOUT)
         .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((100u64 << attempts.min(5) as u32).min(2_000))
+            Duration::from_millis(
+                (100u64 << attempts.min(5) as u32).min(NATS_MAX_RECONNECT_DELAY.as_millis() as u64),
+            )
         })
         .event_callback(move |ev| {
             let st = st.clone();
@@ -235,10 +263,15 @@ async fn connect(cfg: &NatsSection, stats: &Arc<NatsStats>) -> Result<async_nats
                 }
             }
         })
-        .connect(cfg.url.trim())
+        .connect(servers)
         .await
         .map_err(|e| e.to_string())
 }
+
+/// How long one connection attempt to a NATS server may take.
+pub const NATS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest pause between two reconnection attempts to NATS.
+pub const NATS_MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 /// Creates the stream if missing (subjects `{prefix}.>`, file storage, the duplicate window).
 async fn ensure_stream(js: &Context, cfg: &NatsSection, stats: &NatsStats) -> Result<(), String> {
@@ -247,6 +280,7 @@ async fn ensure_stream(js: &Context, cfg: &NatsSection, stats: &NatsStats) -> Re
         .get_or_create_stream(stream::Config {
             name: cfg.stream.clone(),
             subjects: vec![subjects.clone()],
+            num_replicas: cfg.replicas,
             duplicate_window: Duration::from_secs_f64(cfg.dedup_window_s),
             storage: stream::StorageType::File,
             ..Default::default()
@@ -262,9 +296,28 @@ async fn ensure_stream(js: &Context, cfg: &NatsSection, stats: &NatsStats) -> Re
     {
         tracing::warn!(event = "nats_stream_subjects_differ", stream = %cfg.stream, subjects = ?info.config.subjects, expected = %subjects);
     }
+    if info.config.num_replicas != cfg.replicas {
+        tracing::warn!(
+            event = "nats_stream_replicas_differ",
+            stream = %cfg.stream,
+            replicas = info.config.num_replicas,
+            expected = cfg.replicas,
+            detail = "the stream existed already; its replicas are changed on the server, not here"
+        );
+    }
+    if info.config.duplicate_window != Duration::from_secs_f64(cfg.dedup_window_s) {
+        tracing::warn!(
+            event = "nats_stream_dedup_window_differs",
+            stream = %cfg.stream,
+            duplicate_window_s = info.config.duplicate_window.as_secs_f64(),
+            expected = cfg.dedup_window_s,
+        );
+    }
     tracing::info!(
         event = "nats_stream_ready",
         stream = %cfg.stream,
+        replicas = info.config.num_replicas,
+        leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).unwrap_or_default(),
         subjects = ?info.config.subjects,
         duplicate_window_s = info.config.duplicate_window.as_secs_f64(),
         messages = info.state.messages,
@@ -312,7 +365,7 @@ async fn run(
         Ok(c) => c,
         Err(e) => {
             stats.error(e.clone());
-            tracing::error!(event = "nats_sink_failed", url = %cfg.url, error = %e);
+            tracing::error!(event = "nats_sink_failed", url = %cfg.servers_display(), error = %e);
             return;
         }
     };
