@@ -4,7 +4,8 @@
 #   on zstd recordings; both installed by scripts/hftbacktest.sh) for the backtest data check,
 #   Debian's prometheus (promtool) for the alert rules and metrics checks, Debian's chromium for the
 #   dashboard browser test, Debian's nats-server and nats-py for the NATS tests, Debian's iproute2
-#   and iptables for the half-open network test (tests/half_open.rs; it skips itself when not root).
+#   and iptables for the half-open network test (tests/half_open.rs; it skips itself when not root),
+#   Debian's systemd (systemd-analyze) for the deployment check (scripts/check-deploy.sh).
 # Usage: scripts/test.sh   (from anywhere; run as root or with sudo rights for apt-get)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,9 @@ scripts/hftbacktest.sh
 
 echo "== Prometheus alert rules and live /metrics (promtool)"
 scripts/check-alerts.sh
+
+echo "== deployment files: systemd unit, three-node NATS configs, Prometheus config (scripts/check-deploy.sh)"
+scripts/check-deploy.sh
 
 echo "== dashboard in headless Chromium against the real service and simulator"
 scripts/browser-test.sh

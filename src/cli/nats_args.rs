@@ -13,13 +13,18 @@ pub struct NatsArgs {
     pub url: Option<String>,
     /// The servers of a NATS cluster, comma separated (instead of --nats-url): the sink connects
     /// to any of them and reconnects to the others.
-    #[arg(long = "nats-urls", value_name = "URL,URL,...", value_delimiter = ',')]
+    #[arg(
+        id = "nats_urls",
+        long = "nats-urls",
+        value_name = "URL,URL,...",
+        value_delimiter = ','
+    )]
     pub urls: Option<Vec<String>>,
     /// JetStream stream name (created if missing).
     #[arg(long = "nats-stream", value_name = "NAME")]
     pub stream: Option<String>,
     /// Replicas of the stream when it is created (default 1; 3 on a three-node cluster).
-    #[arg(long = "nats-replicas", value_name = "N")]
+    #[arg(id = "nats_replicas", long = "nats-replicas", value_name = "N")]
     pub replicas: Option<usize>,
     /// Subject prefix (default md).
     #[arg(long = "nats-subject-prefix", value_name = "PREFIX")]
@@ -37,19 +42,19 @@ pub struct NatsArgs {
     #[arg(long = "nats-buffer", value_name = "N")]
     pub buffer: Option<usize>,
     /// NATS credentials file (.creds).
-    #[arg(long = "nats-creds-file", value_name = "FILE")]
+    #[arg(id = "nats_creds_file", long = "nats-creds-file", value_name = "FILE")]
     pub creds_file: Option<String>,
     /// PEM file of CA certificates for the servers' TLS.
-    #[arg(long = "nats-tls-ca", value_name = "FILE")]
+    #[arg(id = "nats_tls_ca", long = "nats-tls-ca", value_name = "FILE")]
     pub tls_ca: Option<String>,
     /// NATS user name (with a password).
-    #[arg(long = "nats-user", value_name = "USER")]
+    #[arg(id = "nats_user", long = "nats-user", value_name = "USER")]
     pub user: Option<String>,
     /// NATS password (prefer HFT_CONNECTOR_SINKS_NATS_PASSWORD: a flag shows in `ps`). Never logged.
-    #[arg(long = "nats-password", value_name = "PASSWORD")]
+    #[arg(id = "nats_password", long = "nats-password", value_name = "PASSWORD")]
     pub password: Option<String>,
     /// NATS token (prefer HFT_CONNECTOR_SINKS_NATS_TOKEN: a flag shows in `ps`). Never logged.
-    #[arg(long = "nats-token", value_name = "TOKEN")]
+    #[arg(id = "nats_token", long = "nats-token", value_name = "TOKEN")]
     pub token: Option<String>,
 }
 

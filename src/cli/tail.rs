@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 /// Flags of `tail`.
 #[derive(Debug, Clone, Args)]
 pub struct TailArgs {
-    /// NATS server URL (e.g. nats://127.0.0.1:4222).
-    #[arg(long = "nats", value_name = "URL")]
+    /// NATS server URL (e.g. nats://127.0.0.1:4222), or the servers of a cluster comma separated
+    /// (it reconnects to any of them and follows the stream's new leader).
+    #[arg(long = "nats", value_name = "URL[,URL...]")]
     pub nats: String,
     /// Subject, wildcards allowed (e.g. md.bybit.linear.BTCUSDT.trade or md.>).
     #[arg(long, value_name = "SUBJ")]
@@ -150,10 +151,17 @@ async fn tail(args: TailArgs) -> Result<(), String> {
         },
         (None, None) => consumer::DeliverPolicy::New,
     };
+    let servers: Vec<&str> = args
+        .nats
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
     let client = async_nats::ConnectOptions::new()
         .name("hft-connector tail")
         .connection_timeout(Duration::from_secs(5))
-        .connect(args.nats.as_str())
+        .max_reconnects(None)
+        .connect(servers)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", args.nats))?;
     let js = jetstream::new(client);

@@ -230,3 +230,162 @@ pub async fn read_until(
         }
     }
 }
+
+/// Three `nats-server -js` nodes of one cluster (routes on loopback, every port chosen free), each
+/// with its own store; a node can be killed (SIGKILL) and brought back on the same ports and store.
+pub struct NatsCluster {
+    bin: PathBuf,
+    nodes: Vec<ClusterNode>,
+}
+
+struct ClusterNode {
+    name: String,
+    port: u16,
+    cluster_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsCluster {
+    /// Starts three nodes and waits until each is ready; `None` as [`NatsServer::start`].
+    pub fn start(name: &str) -> Option<NatsCluster> {
+        let Some(bin) = binary() else {
+            if is_root() || std::env::var_os("HFT_CONNECTOR_REQUIRE_NATS").is_some() {
+                panic!(
+                    "nats-server is not installed: run scripts/nats-deps.sh (scripts/test.sh does)"
+                );
+            }
+            eprintln!("\n!!!!! SKIPPED {name}: nats-server is not installed and we are not root; scripts/nats-deps.sh installs it !!!!!\n");
+            return None;
+        };
+        let nodes = (0..3)
+            .map(|i| {
+                let dir = std::env::temp_dir().join(format!(
+                    "hftc-nats-{name}-{}-n{i}-{}",
+                    std::process::id(),
+                    free_port()
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).expect("store dir");
+                ClusterNode {
+                    name: format!("{name}-n{i}"),
+                    port: free_port(),
+                    cluster_port: free_port(),
+                    dir,
+                    child: None,
+                }
+            })
+            .collect();
+        let mut c = NatsCluster { bin, nodes };
+        // Started together: JetStream waits for its peers before it is ready.
+        let ready: Vec<mpsc::Receiver<Result<(), String>>> = (0..3).map(|i| c.launch(i)).collect();
+        for (i, rx) in ready.into_iter().enumerate() {
+            c.wait_ready(i, rx);
+        }
+        Some(c)
+    }
+
+    /// Every node's `nats://127.0.0.1:PORT`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Node `i`'s URL.
+    pub fn url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// Node `i`'s server name (what stream info names as leader).
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    /// The index of the node called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    fn launch(&mut self, i: usize) -> mpsc::Receiver<Result<(), String>> {
+        let routes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| format!("nats://127.0.0.1:{}", n.cluster_port))
+            .collect();
+        let n = &mut self.nodes[i];
+        let mut child = Command::new(&self.bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &n.port.to_string()])
+            .args(["-n", &n.name, "--cluster_name", "hftc"])
+            .args([
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", n.cluster_port),
+                "--routes",
+                &routes.join(","),
+                "-sd",
+            ])
+            .arg(&n.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nats-server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("Server is ready") {
+                    let _ = tx.send(Ok(()));
+                }
+                log.push(line);
+            }
+            let _ = tx.send(Err(log.join("\n")));
+        });
+        n.child = Some(child);
+        rx
+    }
+
+    fn wait_ready(&mut self, i: usize, rx: mpsc::Receiver<Result<(), String>>) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(())) => {}
+            Ok(Err(log)) => panic!("node {i} exited before it was ready:\n{log}"),
+            Err(_) => panic!("node {i} was not ready within 60 s"),
+        }
+    }
+
+    /// `kill -9` node `i` and waits for it to be gone.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `i` again on its ports and store and waits until it is ready.
+    pub fn restart(&mut self, i: usize) {
+        self.kill9(i);
+        let rx = self.launch(i);
+        self.wait_ready(i, rx);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir_all(&n.dir);
+        }
+    }
+}
