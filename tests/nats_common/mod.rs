@@ -43,6 +43,7 @@ pub struct NatsServer {
     pub port: u16,
     /// Its JetStream store directory.
     pub dir: PathBuf,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -57,6 +58,11 @@ impl NatsServer {
     /// install it (not root and not under scripts/test.sh). Under scripts/test.sh or as root a
     /// missing binary fails the test: scripts/nats-deps.sh installs it.
     pub fn start(name: &str) -> Option<NatsServer> {
+        Self::start_with(name, &[])
+    }
+
+    /// [`NatsServer::start`] with more `nats-server` arguments (e.g. `--user u --pass p`).
+    pub fn start_with(name: &str, extra: &[&str]) -> Option<NatsServer> {
         let Some(bin) = binary() else {
             if is_root() || std::env::var_os("HFT_CONNECTOR_REQUIRE_NATS").is_some() {
                 panic!(
@@ -78,6 +84,7 @@ impl NatsServer {
             child: None,
             port: free_port(),
             dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.launch();
         Some(s)
@@ -100,6 +107,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(&self.dir)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -360,6 +360,16 @@ impl NatsSection {
                     ),
                 ));
             }
+            if redact_url(&url) != url {
+                // The NATS client logs server addresses whole at debug level.
+                return Err(bad(
+                    field,
+                    format!(
+                        "{:?} carries credentials: set sinks.nats.user/password or sinks.nats.token instead (a URL is logged)",
+                        redact_url(&url)
+                    ),
+                ));
+            }
         }
         if !(1..=5).contains(&self.replicas) {
             return Err(bad(
@@ -707,6 +717,20 @@ mod tests {
                     "nats://u:pw-secret-3@:4222/x y",
                 )],
                 "sinks.nats.url",
+            ),
+            (
+                vec![(
+                    "HFT_CONNECTOR_SINKS_NATS_URL",
+                    "nats://u:pw-secret-3@127.0.0.1:4222",
+                )],
+                "sinks.nats.url",
+            ),
+            (
+                vec![(
+                    "HFT_CONNECTOR_SINKS_NATS_URLS",
+                    "nats://a:4222,nats://tok-secret-2@b:4222",
+                )],
+                "sinks.nats.urls",
             ),
         ];
         for (pairs, field) in cases {
