@@ -21,6 +21,8 @@ pub use hft_sim as sim;
 
 pub mod cli;
 pub mod convert;
+#[cfg(feature = "heap-stats")]
+pub mod heap_stats;
 pub mod log_merge;
 pub mod logging;
 pub mod pretty;

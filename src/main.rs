@@ -11,8 +11,16 @@ use clap::{Parser, Subcommand};
 /// vectors, trade ids), and glibc's malloc/free were 19 % of a saturated feed's time, with its
 /// per-thread arenas holding tens of MB. Built without transparent huge pages (`no_thp`): with
 /// them a saturated feed's resident memory was 27 MB instead of 18 (BENCHMARKS.md, issue 12).
+#[cfg(not(feature = "heap-stats"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With the `heap-stats` feature (memory investigations only): the same allocator, counted
+/// (`heap_stats` log lines once a minute, RELIABILITY.md "Memory and descriptors").
+#[cfg(feature = "heap-stats")]
+#[global_allocator]
+static GLOBAL: hft_connector::heap_stats::Counting<mimalloc::MiMalloc> =
+    hft_connector::heap_stats::Counting(mimalloc::MiMalloc);
 
 /// A live, exact, self-healing Bybit V5 market-data connector.
 #[derive(Parser)]
@@ -59,6 +67,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "heap-stats")]
+    hft_connector::heap_stats::log_every(std::time::Duration::from_secs(
+        std::env::var("HFT_CONNECTOR_HEAP_STATS_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    ));
     match cli.command {
         Command::Decode { file, top } => decode(file, top),
         Command::Convert(args) => hft_connector::cli::convert::main(args),
