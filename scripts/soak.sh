@@ -16,7 +16,9 @@
 # service (`run` or `soak`), each worker, and nats-server. `scripts/soak.sh summary OUT` prints
 # the per-role first/min/max/last RSS and fds of a finished run.
 #
-# BIN (env) chooses the binary; default: a release build of this checkout.
+# BIN (env) chooses the binary; default: a release build of this checkout. A binary built with
+# `cargo build --release --features heap-stats` also logs the live heap of each process once a
+# minute (`heap_stats`), which `summary` prints next to the RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +50,25 @@ for role, per in agg.items():
     print(f"{role} {len(rs)} {'/'.join(map(str, procs))} {rss[0]:.1f} {min(rss):.1f} {max(rss):.1f} {rss[-1]:.1f} {slope:+.2f} "
           f"{fds[0]} {min(fds)} {max(fds)} {fds[-1]}")
 PY
+    # A build with `--features heap-stats` logs `heap_stats` once a minute per process: the live
+    # heap against the RSS (the rest is the allocator's retention).
+    if grep -q '"heap_stats"' "$OUT/run.log" 2>/dev/null; then
+        python3 - "$OUT/run.log" <<'PY'
+import json, sys, collections
+by = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    if v.get("event") != "heap_stats":
+        continue
+    by.setdefault(v["pid"], []).append((v["live_kb"], v["peak_kb"], v.get("rss_kb") or 0))
+for pid, rows in by.items():
+    live = " ".join(f"{r[0] / 1024:.1f}" for r in rows)
+    print(f"heap_stats pid {pid}: live MB per minute: {live}; peak {rows[-1][1] / 1024:.1f} MB; RSS {rows[0][2] / 1024:.1f} -> {rows[-1][2] / 1024:.1f} MB")
+PY
+    fi
     exit 0
 fi
 

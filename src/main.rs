@@ -114,3 +114,16 @@ fn decode(file: PathBuf, top: Option<usize>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clap's own consistency checks (e.g. two flags with one id: `run --token` and
+    /// `--nats-token` once clashed), which otherwise fire only when a command line is parsed.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
