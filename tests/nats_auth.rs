@@ -156,6 +156,14 @@ async fn user_password_token_and_url_credentials_work_and_are_never_shown() {
     );
     let started = r.wait("nats_sink_started").await;
     assert_eq!(started["auth"], "user_password");
+    // The default timers' worst case (153.2 s) is longer than the default window (120 s).
+    let short = r.wait("nats_dedup_window_short").await;
+    assert_eq!(short["level"], "WARN");
+    assert_eq!(short["dedup_window_s"], 120.0);
+    assert!(
+        (short["worst_case_s"].as_f64().unwrap_or(0.0) - 153.2).abs() < 1e-9,
+        "{short}"
+    );
     r.wait("nats_stream_ready").await;
     let seen = r.everything().await;
     assert_no_secret(&seen);
