@@ -13,8 +13,8 @@
 #    they reference set to a dummy value).
 # 3. `promtool check config deploy/prometheus/prometheus.yml` (it also checks the rule files it
 #    names); the rules themselves and their tests are scripts/check-alerts.sh's.
-# 4. deploy/connector/hft-connector.toml loads and validates (`hft-connector run --check-config`
-#    does not exist: the config test tests/deploy_config.rs loads it with the service's loader).
+# deploy/connector/hft-connector.toml is checked by `cargo test` (tests/deploy_config.rs loads it
+# with the service's own loader and checks its duplicate window against its timers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
