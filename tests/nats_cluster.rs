@@ -4,7 +4,9 @@
 //! leader is killed with SIGKILL (a new one is elected) and brought back, then one publisher is
 //! killed with SIGKILL. Every journal trade must be in the stream exactly once (compared trade by
 //! trade, from the first to the last: nothing missing in the covered window), and `tail`, started
-//! before the faults, must print exactly the stream's trades in order, without a `tail_gap`.
+//! before the faults, must print exactly the stream's trades in order, without a `tail_gap`; the
+//! Python consumer example (nats-py), started before the faults too, must have read every trade
+//! once and rebuilt the true top of book.
 //! Trades only: the connector publishes no liquidations yet.
 //!
 //! `cluster_leader_and_publisher_killed_every_trade_once` is the short variant run by
@@ -26,6 +28,7 @@ use hft_connector::normalized::{Event, TradeEvent};
 use hft_connector::protocol::Category;
 use hft_connector::sim::{JournalQuery, SimConfig, SimHandle, Simulator};
 use nats_common::{read_until, NatsCluster, Stored};
+use rust_decimal::Decimal;
 use tokio::time::Instant;
 
 const STREAM: &str = "CLUSTERED";
@@ -180,6 +183,46 @@ impl Drop for Tail {
     }
 }
 
+/// `examples/python/nats_top_of_book.py` with every node's URL, following the stream from the
+/// start until it is given its targets on stdin; `None` (loudly) without nats-py, unless the suite
+/// requires it.
+fn python_consumer(urls: &[String]) -> Option<tokio::process::Child> {
+    let has_nats = Command::new("python3")
+        .args(["-c", "import nats"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_nats {
+        let must = std::env::var_os("HFT_CONNECTOR_REQUIRE_NATS").is_some();
+        assert!(!must, "nats-py is not installed: run scripts/nats-deps.sh");
+        eprintln!("\n!!!!! SKIPPED the Python consumer: nats-py is not installed (scripts/nats-deps.sh installs it) !!!!!\n");
+        return None;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/python/nats_top_of_book.py"
+    );
+    let child = tokio::process::Command::new("python3")
+        .arg(script)
+        .args([
+            "--url",
+            &urls.join(","),
+            "--stream",
+            STREAM,
+            "--symbol",
+            "BTCUSDT",
+        ])
+        .args(["--until-stdin", "--timeout", "900", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 starts");
+    Some(child)
+}
+
 fn journal_trades(sim: &SimHandle) -> Vec<TradeEvent> {
     sim.journal_query(&JournalQuery {
         symbol: Some("BTCUSDT"),
@@ -308,6 +351,7 @@ async fn scenario(plan: Plan) {
         assert_eq!(ready["replicas"], 3, "{ready}");
     }
     let tail = Tail::start(&urls);
+    let python = python_consumer(&urls);
     sim.resume_market();
     wait_journal(&sim, plan.step_trades).await;
 
@@ -380,6 +424,59 @@ async fn scenario(plan: Plan) {
         .cloned()
         .collect();
     assert!(gaps.is_empty(), "tail reported gaps: {gaps:#?}");
+
+    // The Python consumer (nats-py, an ordered consumer given every node) ran through the same
+    // faults: every trade once, and the true top of book.
+    if let Some(mut py) = python {
+        let truth = sim
+            .book(Category::Linear, "BTCUSDT", 50)
+            .expect("true book");
+        let mut stdin = py.stdin.take().expect("stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("{last} {}\n", truth.u).as_bytes())
+            .await
+            .expect("targets to the consumer");
+        drop(stdin);
+        let out = tokio::time::timeout(GUARD, py.wait_with_output())
+            .await
+            .expect("the Python consumer finishes")
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "consumer failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary JSON");
+        assert_eq!(summary["unique_trades"], journal.len(), "{summary}");
+        assert_eq!(
+            summary["trades"],
+            journal.len(),
+            "each trade delivered once: {summary}"
+        );
+        assert_eq!(summary["book_u"], truth.u, "{summary}");
+        assert_eq!(summary["book_gaps"], 0, "no book update missing: {summary}");
+        let level = |v: &serde_json::Value| -> (Decimal, Decimal) {
+            (
+                v[0].as_str().and_then(|s| s.parse().ok()).expect("price"),
+                v[1].as_str().and_then(|s| s.parse().ok()).expect("size"),
+            )
+        };
+        assert_eq!(
+            Some(level(&summary["best_bid"])),
+            truth.bids.first().copied(),
+            "{summary}"
+        );
+        assert_eq!(
+            Some(level(&summary["best_ask"])),
+            truth.asks.first().copied(),
+            "{summary}"
+        );
+        eprintln!(
+            "{}: python consumer through the faults: {summary}",
+            plan.name
+        );
+    }
 
     let b_status = b.nats_status().await;
     assert_eq!(b_status["state"], "connected", "{b_status}");

@@ -11,6 +11,9 @@ changes. Redundant publishers are invisible here: JetStream stored each trade an
 
 With --until-trade ID and/or --until-u U it stops once it has seen that trade and applied that
 book update, and prints a JSON summary (the test suite uses this against the simulator's truth).
+With --until-stdin the two targets come later, as one line `TRADE_ID U` on stdin, so it can run
+through faults before they are known. --url takes a cluster's servers comma separated: the
+client reconnects to any of them and the ordered consumer follows the stream's new leader.
 """
 
 import argparse
@@ -88,9 +91,16 @@ async def main():
     ap.add_argument("--until-u", type=int, default=None, help="stop once the book reached this u")
     ap.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
     ap.add_argument("--quiet", action="store_true", help="print only the final summary")
+    ap.add_argument("--until-stdin", action="store_true",
+                    help="read `TRADE_ID U` (the --until-trade and --until-u targets) from stdin")
     args = ap.parse_args()
 
-    nc = await nats.connect(args.url)
+    loop = asyncio.get_running_loop()
+    targets = None
+    if args.until_stdin:
+        targets = loop.run_in_executor(None, sys.stdin.readline)
+    nc = await nats.connect(servers=[u.strip() for u in args.url.split(",") if u.strip()],
+                            max_reconnect_attempts=-1)
     js = nc.jetstream()
     subject = f"{args.prefix}.bybit.{args.category}.{args.symbol}.*"
     sub = await js.subscribe(
@@ -100,7 +110,6 @@ async def main():
     trade_ids = set()
     trades = duplicates = statuses = 0
     last_top = None
-    loop = asyncio.get_running_loop()
     deadline = None if args.timeout is None else loop.time() + args.timeout
 
     def done():
@@ -109,13 +118,19 @@ async def main():
         ) and (args.until_u is None or (book.u is not None and book.u >= args.until_u))
 
     timed_out = False
-    while not done():
+    while True:
+        if targets is not None and targets.done():
+            line = targets.result().split()
+            targets = None
+            args.until_trade, args.until_u = line[0], int(line[1])
+        if targets is None and done():
+            break
         left = None if deadline is None else deadline - loop.time()
         if left is not None and left <= 0:
             timed_out = True
             break
         try:
-            msg = await sub.next_msg(timeout=min(left, 5.0) if left is not None else 5.0)
+            msg = await sub.next_msg(timeout=min(left, 1.0) if left is not None else 1.0)
         except nats.errors.TimeoutError:
             continue
         ev = json.loads(msg.data)
