@@ -107,9 +107,21 @@ impl Run {
     fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
-        let log = self.log.lock().unwrap().join("\n");
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n");
         log
+    }
+}
+
+impl Drop for Run {
+    /// Also when a check failed: no service outlives the test.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
