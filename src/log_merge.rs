@@ -6,11 +6,16 @@
 //! `tracing` needs field names at compile time; the worker's events carry theirs at run time.
 //! Rather than a hand-kept table of every event's fields (which drifts the day a field is added),
 //! the supervisor passes the worker's members through verbatim and this formatter splices them in.
+//!
+//! It also lifts the fields of two spans to top level: an A/B line's `line`
+//! ([`hft_feed::lines::LINE_SPAN`]) and, in process isolation, the `pid` of the worker carrying
+//! the connection ([`hft_feed::worker::WORKER_SPAN`]), so every event of a connection names them.
 
 use std::fmt;
 
 use hft_feed::forwarded::{lift, FORWARDED_FIELDS};
 use hft_feed::lines::LINE_SPAN;
+use hft_feed::worker::WORKER_SPAN;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
@@ -37,8 +42,8 @@ where
             .fields()
             .iter()
             .any(|f| f.name() == FORWARDED_FIELDS);
-        let line_field = line_member(ctx);
-        if !forwards && line_field.is_none() {
+        let members = span_members(ctx);
+        if !forwards && members.is_empty() {
             return self.0.format_event(ctx, writer, event);
         }
         let mut line = String::new();
@@ -48,8 +53,8 @@ where
         } else {
             line
         };
-        if let Some(member) = line_field {
-            if !out.contains("\"line\":") {
+        for (key, member) in members.iter().rev() {
+            if !out.contains(&format!("\"{key}\":")) {
                 if let Some(open) = out.find('{') {
                     out.insert_str(open + 1, &format!("{member},"));
                 }
@@ -59,19 +64,38 @@ where
     }
 }
 
-/// The `"line":"a"` member of the A/B line span ([`hft_feed::lines::LINE_SPAN`]) the event was
-/// logged in, if any: a line's events name it at top level like every other field.
-fn line_member<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<String>
+/// The members of the spans the event was logged in whose fields go to top level: `"line":"a"`
+/// of an A/B line's span, `"pid":4242` of a worker's connection span (with their keys).
+fn span_members<S, N>(ctx: &FmtContext<'_, S, N>) -> Vec<(&'static str, String)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    let span = ctx.lookup_current()?;
-    let found = span.scope().find(|s| s.name() == LINE_SPAN)?;
-    let ext = found.extensions();
-    let fields = ext.get::<FormattedFields<N>>()?;
-    let inner = fields.fields.trim().strip_prefix('{')?.strip_suffix('}')?;
-    inner.contains("\"line\":").then(|| inner.to_string())
+    let Some(span) = ctx.lookup_current() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, key) in [(LINE_SPAN, "line"), (WORKER_SPAN, "pid")] {
+        let Some(found) = span.scope().find(|s| s.name() == name) else {
+            continue;
+        };
+        let ext = found.extensions();
+        let Some(fields) = ext.get::<FormattedFields<N>>() else {
+            continue;
+        };
+        let Some(inner) = fields
+            .fields
+            .trim()
+            .strip_prefix('{')
+            .and_then(|f| f.strip_suffix('}'))
+        else {
+            continue;
+        };
+        if inner.contains(&format!("\"{key}\":")) {
+            out.push((key, inner.to_string()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -138,5 +162,21 @@ mod tests {
         assert_eq!(got[2]["line"], "b");
         assert_eq!(got[2]["reason"], "stale");
         assert_eq!(got[2]["pid"], 7);
+    }
+
+    #[test]
+    fn events_of_a_workers_connection_name_its_pid_at_top_level() {
+        let got = lines_of(|| {
+            let _l = hft_feed::lines::line_span(0).entered();
+            let _w = tracing::info_span!(hft_feed::worker::WORKER_SPAN, pid = 4242u32).entered();
+            tracing::info!(event = "bybit_connector_connected", connection = 1);
+            tracing::info!(event = "bybit_connector_subprocess_connected", pid = 4242u32);
+        });
+        assert_eq!(got[0]["pid"], 4242);
+        assert_eq!(got[0]["line"], "a");
+        assert_eq!(got[0]["connection"], 1);
+        assert_eq!(got[1]["pid"], 4242);
+        let text = serde_json::to_string(&got[1]).unwrap();
+        assert_eq!(text.matches("\"pid\"").count(), 1, "{text}");
     }
 }

@@ -52,12 +52,15 @@ enum Command {
     Tail(hft_connector::cli::tail::TailArgs),
     /// Chaos soak: simulator + service, a random fault every S seconds, one JSON line of accounting.
     Soak(hft_connector::cli::soak::SoakArgs),
-    /// Internal: the worker process of `run --isolation process`.
+    /// Internal: a feed's worker process, run by hand (`run --isolation process` starts its
+    /// workers itself).
     #[command(hide = true)]
     Worker(hft_connector::cli::worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
+    // In a worker process (started by a feed in process isolation) this is all that runs.
+    hft_connector::worker::main();
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, top } => decode(file, top),

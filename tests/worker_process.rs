@@ -364,12 +364,13 @@ async fn next_trade(
 /// exits by itself, cleanly: never an orphan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_exits_by_itself_when_its_supervisor_goes_away() {
+    use hft_connector::worker::pipe::{put_down, take_up, Down, Up};
     use std::io::Read;
     let sim = Simulator::start(sim_config(Category::Linear))
         .await
         .expect("simulator starts");
     let cfg = hft_connector::worker::WorkerConfig {
-        feed: feed_config(&sim, Category::Linear),
+        heartbeat_s: 0.05,
         ..Default::default()
     };
     let json = serde_json::to_string(&cfg).expect("json");
@@ -380,11 +381,33 @@ async fn a_worker_exits_by_itself_when_its_supervisor_goes_away() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("worker starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut cmd = bytes::BytesMut::new();
+    put_down(
+        &mut cmd,
+        &Down::Connect {
+            timeout_ms: 10_000,
+            url: feed_config(&sim, Category::Linear).ws_endpoint(),
+        },
+    );
+    stdin.write_all(&cmd).expect("command written");
+    // Frames flow: its hello, then the connection it was asked for, then heartbeats.
     let mut out = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 64];
-    out.read_exact(&mut first).expect("frames flow");
+    let mut buf = bytes::BytesMut::new();
+    let mut got = Vec::new();
+    while !got.contains(&Up::Heartbeat) {
+        let mut chunk = [0u8; 256];
+        let n = out.read(&mut chunk).expect("frames flow");
+        assert!(n > 0, "stdout closed early: {got:?}");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(up) = take_up(&mut buf).expect("pipe protocol") {
+            got.push(up);
+        }
+    }
+    assert!(matches!(got[0], Up::Hello { .. }), "{got:?}");
+    assert_eq!(got[1], Up::Connected, "{got:?}");
     let gone = Instant::now();
-    drop(child.stdin.take());
+    drop(stdin);
     drop(out);
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {

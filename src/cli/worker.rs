@@ -1,9 +1,9 @@
-//! `hft-connector worker` (hidden): the child process of `run --isolation process`. Reads its
-//! [`WorkerConfig`] as JSON from `--config-json`, streams frames on stdout, logs JSON to stderr.
-//! Not meant to be run by hand; see [`crate::worker`].
+//! `hft-connector worker` (hidden): runs a worker by hand with its [`WorkerConfig`] as JSON from
+//! `--config-json` (a supervisor starts workers through [`crate::worker::main`] and the
+//! `HFT_FEED_WORKER` environment variable instead). The worker reads commands on stdin and writes
+//! frames on stdout ([`crate::worker::pipe`]), JSON log lines on stderr. See [`crate::worker`].
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -13,51 +13,17 @@ use crate::worker::WorkerConfig;
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
     /// The worker configuration as JSON (a serialized `WorkerConfig`).
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", default_value = "{}")]
     pub config_json: String,
 }
 
-/// Runs a worker until SIGTERM, its supervisor going away, or its feed ending.
+/// Runs a worker until SIGTERM or its supervisor going away.
 pub fn main(args: WorkerArgs) -> ExitCode {
-    crate::logging::init_json();
-    // A panic is logged as one structured line first (then Rust's own message follows).
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("(non-string panic payload)");
-        tracing::error!(
-            event = "bybit_connector_worker_panic",
-            pid = std::process::id(),
-            message,
-            location = %info.location().map(|l| l.to_string()).unwrap_or_default(),
-        );
-        default_hook(info);
-    }));
-    let cfg: WorkerConfig = match serde_json::from_str(&args.config_json) {
-        Ok(c) => c,
+    match serde_json::from_str::<WorkerConfig>(&args.config_json) {
+        Ok(cfg) => crate::worker::run(cfg),
         Err(e) => {
-            tracing::error!(event = "bybit_connector_worker_config_invalid", error = %e);
-            return ExitCode::from(2);
+            eprintln!("invalid --config-json: {e}");
+            ExitCode::from(2)
         }
-    };
-    // One thread: the feed hands each event to the pipe writer without a cross-thread wake-up
-    // (BENCHMARKS.md, issue 12: busy polling, p99 at 10k msg/s 128-176 -> 77-101 us).
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(event = "bybit_connector_worker_runtime_failed", error = %e);
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = rt.block_on(crate::worker::child::run(cfg));
-    // Blocking reads of stdin must not hold the exit up.
-    rt.shutdown_timeout(Duration::from_millis(500));
-    code
+    }
 }

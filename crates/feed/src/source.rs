@@ -1,7 +1,6 @@
-//! [`FeedSource`]: one API over the live feed whichever way it runs, in-process
-//! ([`crate::feed::FeedHandle`]) or in a supervised worker process
-//! ([`crate::worker::WorkerFeed`]), or over redundant lines ([`crate::lines::LinesFeed`]). The
-//! service is written against this type only.
+//! [`FeedSource`]: one API over the live feed whichever way it runs, in-process or with its
+//! connection in a supervised worker process (both a [`crate::feed::FeedHandle`]), or over
+//! redundant lines ([`crate::lines::LinesFeed`]). The service is written against this type only.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,14 +11,13 @@ use crate::feed::{
     ConfigError, Feed, FeedConfig, FeedEvent, FeedHandle, FeedShared, HealthSnapshot,
 };
 use crate::lines::{LineStatus, LinesFeed, LinesShared};
-use crate::worker::control::{WorkerReconnect, WorkerRequest};
-use crate::worker::{WorkerFeed, WorkerOptions, WorkerShared};
+use crate::worker::WorkerOptions;
 
 /// How each exchange connection runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
-    /// In a supervised child process `hft-connector worker` (default).
+    /// The connection in a supervised worker process (default).
     Process,
     /// In the service's own process.
     InProcess,
@@ -60,15 +58,15 @@ impl FromStr for Isolation {
 pub enum FeedSource {
     /// The feed runs on this process's runtime.
     InProcess(FeedHandle),
-    /// The feed runs in a supervised `hft-connector worker` child process.
-    Process(WorkerFeed),
+    /// The feed's connection runs in a supervised worker process.
+    Process(FeedHandle),
     /// The feed runs over `feed.lines` redundant lines, merged (see [`crate::lines`]).
     Lines(LinesFeed),
 }
 
 impl FeedSource {
-    /// Starts `cfg` with the given isolation (process mode runs the current executable's `worker`
-    /// subcommand with default [`WorkerOptions`]).
+    /// Starts `cfg` with the given isolation (process mode runs the current executable as the
+    /// worker, see [`crate::worker::main`], with default [`WorkerOptions`]).
     pub fn spawn(cfg: FeedConfig, isolation: Isolation) -> Result<Self, ConfigError> {
         Self::spawn_with(cfg, isolation, WorkerOptions::default())
     }
@@ -84,7 +82,7 @@ impl FeedSource {
         }
         Ok(match isolation {
             Isolation::InProcess => FeedSource::InProcess(Feed::spawn(cfg)?),
-            Isolation::Process => FeedSource::Process(WorkerFeed::spawn(cfg, opts)?),
+            Isolation::Process => FeedSource::Process(Feed::spawn_in_worker(cfg, opts)?),
         })
     }
 
@@ -118,8 +116,7 @@ impl FeedSource {
     /// The worker's pid in process mode (`None` in-process, or between workers).
     pub fn pid(&self) -> Option<u32> {
         match self {
-            FeedSource::InProcess(_) => None,
-            FeedSource::Process(f) => f.pid(),
+            FeedSource::InProcess(f) | FeedSource::Process(f) => f.pid(),
             FeedSource::Lines(f) => f.shared().pid(),
         }
     }
@@ -127,8 +124,7 @@ impl FeedSource {
     /// Workers started to replace failed ones (always 0 in-process).
     pub fn worker_restarts(&self) -> u64 {
         match self {
-            FeedSource::InProcess(_) => 0,
-            FeedSource::Process(f) => f.worker_restarts(),
+            FeedSource::InProcess(f) | FeedSource::Process(f) => f.worker_restarts(),
             FeedSource::Lines(f) => f.shared().worker_restarts(),
         }
     }
@@ -192,19 +188,11 @@ impl FeedSource {
 /// What a reconnect or resync request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestOutcome {
-    /// The in-process feed was asked. A reconnect drops its connection now (or, between
-    /// connections, ends its backoff wait) and reconnects: resubscribe, fresh book snapshots, REST
-    /// trade gap-fill. A resync resubscribes the live connection's book topics.
+    /// The feed was asked (in either isolation: its session runs in this process). A reconnect
+    /// drops its connection now (or, between connections, ends its backoff wait) and reconnects:
+    /// resubscribe, fresh book snapshots, REST trade gap-fill; in process isolation through the
+    /// same worker. A resync resubscribes the live connection's book topics.
     Requested,
-    /// The worker `pid` was told (SIGUSR1 reconnect, SIGUSR2 resync) to do the same; it keeps
-    /// running.
-    WorkerSignalled {
-        /// The worker's pid.
-        pid: u32,
-    },
-    /// No worker is ready to be told: none is running, or one has just started and is opening
-    /// its connection (a fresh one: nothing to drop).
-    WorkerNotReady,
 }
 
 /// Read access to a [`FeedSource`]'s state from anywhere.
@@ -212,8 +200,8 @@ pub enum RequestOutcome {
 pub enum SourceMonitor {
     /// In-process feed state.
     InProcess(Arc<FeedShared>),
-    /// Supervisor state.
-    Process(Arc<WorkerShared>),
+    /// The state of a feed whose connection runs in a worker process.
+    Process(Arc<FeedShared>),
     /// Redundant lines' state.
     Lines(Arc<LinesShared>),
 }
@@ -222,8 +210,7 @@ impl SourceMonitor {
     /// Health snapshot (see [`FeedSource::health`]).
     pub fn health(&self) -> HealthSnapshot {
         match self {
-            SourceMonitor::InProcess(s) => s.health.snapshot(),
-            SourceMonitor::Process(s) => s.snapshot(),
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => s.snapshot(),
             SourceMonitor::Lines(s) => s.health(),
         }
     }
@@ -231,8 +218,9 @@ impl SourceMonitor {
     /// Whether the feed is live.
     pub fn is_connected(&self) -> bool {
         match self {
-            SourceMonitor::InProcess(s) => s.health.state() == crate::feed::ConnState::Live,
-            SourceMonitor::Process(s) => s.is_connected(),
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => {
+                s.health.state() == crate::feed::ConnState::Live && s.worker.process_alive()
+            }
             SourceMonitor::Lines(s) => s.is_connected(),
         }
     }
@@ -240,11 +228,7 @@ impl SourceMonitor {
     /// A copy of `symbol`'s book.
     pub fn book(&self, symbol: &str) -> Option<OrderBook> {
         match self {
-            SourceMonitor::InProcess(s) => {
-                let books = s.books.read().unwrap_or_else(|p| p.into_inner());
-                books.get(symbol).cloned()
-            }
-            SourceMonitor::Process(s) => s.book(symbol),
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => s.book(symbol),
             SourceMonitor::Lines(s) => s.book(symbol),
         }
     }
@@ -252,8 +236,7 @@ impl SourceMonitor {
     /// The worker's pid (process mode).
     pub fn pid(&self) -> Option<u32> {
         match self {
-            SourceMonitor::InProcess(_) => None,
-            SourceMonitor::Process(s) => s.pid(),
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => s.worker.pid(),
             SourceMonitor::Lines(s) => s.pid(),
         }
     }
@@ -261,8 +244,7 @@ impl SourceMonitor {
     /// Worker restarts (process mode).
     pub fn worker_restarts(&self) -> u64 {
         match self {
-            SourceMonitor::InProcess(_) => 0,
-            SourceMonitor::Process(s) => s.restarts(),
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => s.worker.restarts(),
             SourceMonitor::Lines(s) => s.worker_restarts(),
         }
     }
@@ -276,15 +258,13 @@ impl SourceMonitor {
     }
 
     /// Asks the feed to drop its connection now and reconnect the normal way; `reason` (who
-    /// asked, why) ends up in the connection's `connector_disconnected` line in-process. In
-    /// process mode the worker is told with SIGUSR1 ([`crate::worker::control`]).
+    /// asked, why) ends up in the connection's `connector_disconnected` line.
     pub fn reconnect(&self, reason: &str) -> RequestOutcome {
         match self {
-            SourceMonitor::InProcess(s) => {
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => {
                 s.control.request_reconnect(reason);
                 RequestOutcome::Requested
             }
-            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Reconnect),
             // Every line reconnects (each refills its own trades; the merge de-duplicates).
             SourceMonitor::Lines(s) => every_line(s, |m| m.reconnect(reason)),
         }
@@ -292,33 +272,22 @@ impl SourceMonitor {
 
     /// Asks the live connection to resubscribe its book topics for fresh snapshots (each book
     /// announces `Resync` with reason `requested`, then rebuilds from its snapshot); the
-    /// connection and the trade tape go on. In process mode the worker is told with SIGUSR2.
+    /// connection and the trade tape go on.
     pub fn resync(&self, reason: &str) -> RequestOutcome {
         match self {
-            SourceMonitor::InProcess(s) => {
+            SourceMonitor::InProcess(s) | SourceMonitor::Process(s) => {
                 s.control.request_resync(reason);
                 RequestOutcome::Requested
             }
-            SourceMonitor::Process(s) => tell_worker(s, WorkerRequest::Resync),
             SourceMonitor::Lines(s) => every_line(s, |m| m.resync(reason)),
         }
     }
 }
 
-/// Asks every line; the first line's answer unless another one was told and it was not.
+/// Asks every line.
 fn every_line(s: &LinesShared, ask: impl Fn(&SourceMonitor) -> RequestOutcome) -> RequestOutcome {
-    let outcomes: Vec<RequestOutcome> = s.monitors().iter().map(ask).collect();
-    outcomes
-        .iter()
-        .find(|o| !matches!(o, RequestOutcome::WorkerNotReady))
-        .or(outcomes.first())
-        .cloned()
-        .unwrap_or(RequestOutcome::WorkerNotReady)
-}
-
-fn tell_worker(s: &WorkerShared, request: WorkerRequest) -> RequestOutcome {
-    match crate::worker::control::tell(s, request) {
-        WorkerReconnect::Signalled { pid } => RequestOutcome::WorkerSignalled { pid },
-        WorkerReconnect::NotReady => RequestOutcome::WorkerNotReady,
+    for m in s.monitors() {
+        ask(&m);
     }
+    RequestOutcome::Requested
 }

@@ -370,7 +370,7 @@ impl ServiceConfig {
                 health: self.health.clone(),
                 heartbeat: self.heartbeat.clone(),
                 reconnect: self.reconnect.clone(),
-                raw_tap: None,
+                ..FeedConfig::default()
             })
             .collect()
     }

@@ -156,6 +156,12 @@ pub struct FeedConfig {
     /// Where raw frames go when recording (`[sinks.record]`); never serialized.
     #[serde(skip)]
     pub raw_tap: Option<crate::raw_tap::RawTap>,
+    /// Test hook: a text frame containing this text panics in the session, as a decoder bug
+    /// would (the tests' way to check a panic while handling one frame is contained); never
+    /// serialized.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub test_panic_on: Option<String>,
 }
 
 /// A configuration value that cannot work, naming the field and why.

@@ -7,21 +7,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::event::DisconnectReason;
+use super::event::{DisconnectReason, FeedEvent};
 use super::health::ConnState;
 use super::session::{Action, Now};
+use super::transport::{Incoming, Link};
 use super::Runner;
 use crate::protocol::rest::{self, RecentTradeResult};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How a connection ended.
 pub(crate) struct Ended {
@@ -33,7 +27,7 @@ pub(crate) struct Ended {
 /// One connection (borrowing the runner for state that outlives it, the session among it).
 pub(crate) struct Connection<'r> {
     r: &'r mut Runner,
-    sink: SplitSink<Ws, Message>,
+    link: &'r mut Link,
     live_since: Option<Instant>,
     /// When the frame being handled arrived (market events are stamped with it).
     frame_now: Now,
@@ -43,11 +37,10 @@ pub(crate) struct Connection<'r> {
 
 impl<'r> Connection<'r> {
     /// Runs a connection to its end.
-    pub(crate) async fn run(r: &'r mut Runner, ws: Ws) -> Ended {
-        let (sink, mut stream) = ws.split();
+    pub(crate) async fn run(r: &'r mut Runner, link: &'r mut Link) -> Ended {
         let mut c = Connection {
             r,
-            sink,
+            link,
             live_since: None,
             frame_now: Now {
                 mono_ms: 0,
@@ -55,12 +48,9 @@ impl<'r> Connection<'r> {
             },
             fetches: JoinSet::new(),
         };
-        let reason = c.drive(&mut stream).await;
+        let reason = c.drive().await;
         let live_for = c.live_since.map(|t| t.elapsed()).unwrap_or_default();
-        if reason == DisconnectReason::Shutdown {
-            let _ = c.sink.send(Message::Close(None)).await;
-        }
-        let _ = c.sink.close().await;
+        c.link.close(reason == DisconnectReason::Shutdown).await;
         c.r.shared.health.set_state(match reason {
             DisconnectReason::SubscribeRefused(_) => ConnState::Refused,
             DisconnectReason::Stale => ConnState::Stale,
@@ -87,10 +77,7 @@ impl<'r> Connection<'r> {
         Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
     }
 
-    async fn drive(
-        &mut self,
-        stream: &mut futures_util::stream::SplitStream<Ws>,
-    ) -> DisconnectReason {
+    async fn drive(&mut self) -> DisconnectReason {
         let now = self.now();
         let r = &mut *self.r;
         r.session.connected(now, r.connections, &r.shared.books);
@@ -103,6 +90,8 @@ impl<'r> Connection<'r> {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<u64> = None;
+        // While the link itself is in doubt (a silent worker), timers wait until this (ms).
+        let mut hold_ms = 0u64;
         // Requests made before this socket opened are answered by it.
         self.r.control.borrow_and_update();
         self.r.resync.borrow_and_update();
@@ -116,7 +105,7 @@ impl<'r> Connection<'r> {
             if let Some(reason) = self.perform().await {
                 return reason;
             }
-            let next = self.r.session.next_deadline();
+            let next = self.r.session.next_deadline().map(|d| d.max(hold_ms));
             if next != armed {
                 armed = next;
                 if let Some(d) = next {
@@ -148,35 +137,82 @@ impl<'r> Connection<'r> {
                     // Fired: re-armed from the session's next deadline on the next turn.
                     armed = None;
                     let now = self.now();
+                    if let Some(wait) = self.link.suspect() {
+                        hold_ms = now.mono_ms + wait.as_millis() as u64;
+                        continue;
+                    }
                     let r = &mut *self.r;
                     let health = &r.shared.health;
                     r.session.on_timer(now, |symbols| health.stalest(symbols));
                 }
-                msg = stream.next() => {
+                msg = self.link.next() => {
                     self.r.shared.activity.touch();
-                    let recv_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-                    let now = Now { mono_ms: self.r.shared.health.mono_ms(), unix_ns: recv_ns };
-                    self.frame_now = now;
                     let r = &mut *self.r;
                     match msg {
-                        None => return DisconnectReason::ClosedByServer,
-                        Some(Err(e)) => return DisconnectReason::Error(e.to_string()),
-                        Some(Ok(Message::Text(text))) => {
+                        Incoming::Text(text, recv_ns) => {
+                            let now = Now { mono_ms: r.shared.health.mono_ms(), unix_ns: recv_ns };
+                            self.frame_now = now;
                             if let Some(tap) = &r.cfg.raw_tap {
                                 tap.offer(recv_ns, text.as_str());
                             }
-                            r.session.on_text(text.as_str(), now, &r.shared.books);
+                            let session = &mut r.session;
+                            let books = &r.shared.books;
+                            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                session.on_text(text.as_str(), now, books)
+                            }));
+                            if let Err(panic) = handled {
+                                let message = panic
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_else(|| "(non-string panic payload)".into());
+                                drop(panic);
+                                self.frame_panicked(text.as_str(), &message).await;
+                            }
                         }
-                        Some(Ok(Message::Close(frame))) => {
-                            tracing::info!(event = "bybit_connector_close_frame", frame = ?frame);
+                        Incoming::Binary(len, recv_ns) => {
+                            let now = Now { mono_ms: r.shared.health.mono_ms(), unix_ns: recv_ns };
+                            r.session.on_binary(len, now);
+                        }
+                        Incoming::Other(recv_ns) => {
+                            let now = Now { mono_ms: r.shared.health.mono_ms(), unix_ns: recv_ns };
+                            r.session.on_other(now);
+                        }
+                        Incoming::Closed(frame) => {
+                            if let Some(frame) = frame {
+                                tracing::info!(event = "bybit_connector_close_frame", frame = %frame);
+                            }
                             return DisconnectReason::ClosedByServer;
                         }
-                        Some(Ok(Message::Binary(b))) => r.session.on_binary(b.len(), now),
-                        Some(Ok(_)) => r.session.on_other(now),
+                        Incoming::Error(e) => return DisconnectReason::Error(e),
                     }
                 }
             }
         }
+    }
+
+    /// A panic while handling one frame: logged with the frame, counted, reported as a malformed
+    /// frame, and the frame skipped; the connection goes on. The books are rebuilt from fresh
+    /// snapshots (the panic may have left one half-applied).
+    async fn frame_panicked(&mut self, text: &str, message: &str) {
+        const SHOWN: usize = 4096;
+        let mut cut = text.len().min(SHOWN);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        tracing::error!(
+            event = "bybit_connector_frame_panic",
+            panic = %message,
+            frame_bytes = text.len(),
+            frame = %&text[..cut],
+        );
+        let r = &mut *self.r;
+        r.shared.health.error();
+        r.emit(FeedEvent::Malformed {
+            error: format!("panic while handling a frame: {message}"),
+        })
+        .await;
+        r.session.resync_books(&r.shared.books);
     }
 
     /// Carries out the session's actions in order; the reason when one ends the connection.
@@ -185,8 +221,8 @@ impl<'r> Connection<'r> {
             let health = &self.r.shared.health;
             match action {
                 Action::Send(text) => {
-                    if let Err(e) = self.sink.send(Message::text(text)).await {
-                        return Some(DisconnectReason::Error(e.to_string()));
+                    if let Err(e) = self.link.send(text).await {
+                        return Some(DisconnectReason::Error(e));
                     }
                 }
                 Action::Emit(ev) => {
@@ -208,6 +244,7 @@ impl<'r> Connection<'r> {
                 Action::Live => {
                     self.live_since = Some(Instant::now());
                     health.live(&self.r.cfg.feed.symbols);
+                    self.link.on_live(self.r.connections);
                 }
                 Action::MarketEvent(symbol) => health.market_event_at(
                     &symbol,

@@ -12,6 +12,8 @@
 //! - [`control`]: operator requests to a running feed (reconnect now).
 //! - [`connection`]: the async shell around a session: moves bytes, stamps times, sleeps until the
 //!   next deadline, fetches from REST and routes events.
+//! - [`transport`]: what carries the bytes: this process's WebSocket, or a worker process's
+//!   ([`crate::worker`]); everything above it is the same code in both isolations.
 //! - this file: [`Feed::spawn`], the reconnect loop and [`FeedHandle`].
 
 pub mod config;
@@ -23,6 +25,7 @@ pub mod health_log;
 pub mod recovery;
 pub mod session;
 pub mod trade_key;
+pub(crate) mod transport;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -43,6 +46,9 @@ pub use health::{ConnState, HealthSnapshot, SharedHealth};
 
 use connection::{Connection, Ended};
 use session::{Session, SessionConfig};
+use transport::Transport;
+
+use crate::worker::{WorkerOptions, WorkerStatus};
 
 /// State shared between the feed task and its handle.
 #[derive(Debug, Default)]
@@ -55,6 +61,24 @@ pub struct FeedShared {
     pub control: control::FeedControl,
     /// Frames read, for the busy-poll spinner (`feed.busy_poll_us`).
     pub activity: Arc<crate::busy_poll::Activity>,
+    /// The worker process carrying the connection (process isolation).
+    pub worker: WorkerStatus,
+}
+
+impl FeedShared {
+    /// Health snapshot; in process isolation `process_alive` is the worker process running and
+    /// responsive.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let mut h = self.health.snapshot();
+        h.process_alive &= self.worker.process_alive();
+        h
+    }
+
+    /// A copy of `symbol`'s book.
+    pub fn book(&self, symbol: &str) -> Option<OrderBook> {
+        let books = self.books.read().unwrap_or_else(|p| p.into_inner());
+        books.get(symbol).cloned()
+    }
 }
 
 /// Starts feeds.
@@ -69,20 +93,27 @@ impl Feed {
     /// Like [`Feed::spawn`], but continues a trade tape another feed delivered: for each symbol in
     /// `covered_ms` (Unix ms up to which the consumer already has every trade, e.g. the fill time
     /// of the last trade it received), the first connection gap-fills from REST like a reconnect
-    /// instead of starting the tape afresh. Used when a worker process replaces a dead one.
+    /// instead of starting the tape afresh.
     pub fn spawn_resuming(
         config: FeedConfig,
         covered_ms: HashMap<String, u64>,
     ) -> Result<FeedHandle, ConfigError> {
-        Feed::spawn_logging(config, covered_ms, true)
+        Feed::start(config, covered_ms, None)
     }
 
-    /// [`Feed::spawn_resuming`]; `health_check: false` leaves `bybit_connector_health_check` to
-    /// someone else (a worker's supervisor logs its own view).
-    pub(crate) fn spawn_logging(
+    /// Like [`Feed::spawn`], with the connection carried by a supervised worker process
+    /// ([`crate::worker`]): the session, books and trade tape stay in this process.
+    pub fn spawn_in_worker(
+        config: FeedConfig,
+        opts: WorkerOptions,
+    ) -> Result<FeedHandle, ConfigError> {
+        Feed::start(config, HashMap::new(), Some(opts))
+    }
+
+    fn start(
         config: FeedConfig,
         covered_ms: HashMap<String, u64>,
-        health_check: bool,
+        worker: Option<WorkerOptions>,
     ) -> Result<FeedHandle, ConfigError> {
         config.validate()?;
         let (tx, rx) =
@@ -91,18 +122,27 @@ impl Feed {
         let cancel = CancellationToken::new();
         let (_, _, _, log_every) = config.health_durations()?;
         let label = format!("{}:{}", config.feed.category, config.feed.symbols.join(","));
-        crate::busy_poll::spawn(
-            shared.activity.clone(),
-            config.feed.busy_poll_us,
-            cancel.clone(),
-        );
-        let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
+        let transport = match worker {
+            Some(opts) => Transport::Worker(Box::new(crate::worker::supervisor::Pump::new(
+                &config,
+                opts,
+                shared.clone(),
+            )?)),
+            None => {
+                // In process isolation the worker spins; its supervisor sleeps (BENCHMARKS.md).
+                crate::busy_poll::spawn(
+                    shared.activity.clone(),
+                    config.feed.busy_poll_us,
+                    cancel.clone(),
+                );
+                Transport::Direct
+            }
+        };
+        let panic_on = config.test_panic_on.clone();
+        let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone(), transport)?;
         runner.session.resume(covered_ms);
-        if health_check {
-            tokio::spawn(
-                log_health(shared.clone(), cancel.clone(), log_every, label).in_current_span(),
-            );
-        }
+        runner.session.panic_on(panic_on);
+        tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label).in_current_span());
         // The caller's span (e.g. an A/B line's `feed_line`) names every event the feed logs.
         let task = tokio::spawn(runner.run().in_current_span());
         Ok(FeedHandle {
@@ -133,14 +173,24 @@ impl FeedHandle {
 
     /// Whether the feed is live (every subscription confirmed, data not stale).
     pub fn is_connected(&self) -> bool {
-        self.shared.health.state() == ConnState::Live
+        self.shared.health.state() == ConnState::Live && self.shared.worker.process_alive()
     }
 
-    /// Health snapshot.
+    /// Health snapshot (in process isolation `process_alive`: the worker process is running).
     pub fn health(&self) -> HealthSnapshot {
-        let mut h = self.shared.health.snapshot();
+        let mut h = self.shared.snapshot();
         h.queue_size = self.events.len() as u64;
         h
+    }
+
+    /// The worker's pid in process isolation (`None` in-process, or between workers).
+    pub fn pid(&self) -> Option<u32> {
+        self.shared.worker.pid()
+    }
+
+    /// Workers started to replace failed ones (0 in-process).
+    pub fn worker_restarts(&self) -> u64 {
+        self.shared.worker.restarts()
     }
 
     /// The shared state (for status APIs that outlive a borrow of the handle).
@@ -182,7 +232,7 @@ async fn log_health(
     every: Duration,
     feed: String,
 ) {
-    let snapshot = move || (shared.health.snapshot(), None);
+    let snapshot = move || (shared.snapshot(), shared.worker.pid());
     health_log::log_every(snapshot, cancel, every, feed).await;
 }
 
@@ -196,6 +246,8 @@ pub(crate) struct Runner {
     /// The protocol state machine, kept across connections (request ids, the trade tape).
     pub(crate) session: Session,
     pub(crate) connections: u64,
+    /// What carries the connections.
+    transport: Transport,
     /// Reconnect and resync requests ([`control`]) not yet acted on.
     pub(crate) control: tokio::sync::watch::Receiver<control::ControlRequest>,
     pub(crate) resync: tokio::sync::watch::Receiver<control::ControlRequest>,
@@ -212,6 +264,7 @@ impl Runner {
         shared: Arc<FeedShared>,
         tx: crate::queue::QueueTx,
         cancel: CancellationToken,
+        transport: Transport,
     ) -> Result<Self, ConfigError> {
         let backoff = Backoff::new(cfg.backoff()?);
         let session = Session::new(SessionConfig::from_feed(&cfg)?);
@@ -232,6 +285,7 @@ impl Runner {
             http,
             session,
             connections: 0,
+            transport,
             queue_full_logged: std::sync::atomic::AtomicU64::new(0),
             queue_full_waits: std::sync::atomic::AtomicU64::new(0),
             backoff,
@@ -263,9 +317,14 @@ impl Runner {
                     );
                 }
                 // A shutdown must not wait for a consumer that stopped reading.
-                tokio::select! {
-                    sent = self.tx.send(ev) => if sent.is_err() { return false },
-                    _ = self.cancel.cancelled() => return false,
+                self.shared.worker.set_consumer_wait(true);
+                let sent = tokio::select! {
+                    sent = self.tx.send(ev) => sent.is_ok(),
+                    _ = self.cancel.cancelled() => false,
+                };
+                self.shared.worker.set_consumer_wait(false);
+                if !sent {
+                    return false;
                 }
             }
             Err(crate::queue::TrySendError::Closed(_)) => return false,
@@ -301,48 +360,49 @@ impl Runner {
             self.shared.health.set_state(ConnState::Connecting);
             let attempt = self.backoff.attempt() + 1;
             let connect_timeout = Duration::from_secs_f64(self.cfg.reconnect.connect_timeout_s);
-            let error =
-                match tokio::time::timeout(connect_timeout, tokio_tungstenite::connect_async(&url))
-                    .await
-                {
-                    Ok(Ok((ws, _))) => {
-                        self.connections += 1;
-                        if self.connections > 1 {
-                            self.shared.health.reconnect();
-                        }
-                        let Ended { reason, live_for } = Connection::run(&mut self, ws).await;
-                        self.backoff.connection_lasted(live_for);
-                        if live_for > Duration::ZERO {
-                            failures_in_row = 0;
-                        }
+            let connected = self.transport.connect(&url, connect_timeout).await;
+            // In process isolation every event of this connection names its worker (`pid`).
+            let span = self.transport.span();
+            let error = match connected {
+                Ok(mut link) => {
+                    self.connections += 1;
+                    if self.connections > 1 {
+                        self.shared.health.reconnect();
+                    }
+                    let Ended { reason, live_for } = Connection::run(&mut self, &mut link)
+                        .instrument(span.clone())
+                        .await;
+                    self.transport.release(link).await;
+                    self.backoff.connection_lasted(live_for);
+                    if live_for > Duration::ZERO {
+                        failures_in_row = 0;
+                    }
+                    span.in_scope(|| {
                         tracing::warn!(
                             event = "connector_disconnected",
                             connector = "hft",
                             reason = %reason,
                             category = %self.cfg.feed.category,
                             live_for_s = live_for.as_secs_f64(),
-                        );
-                        let shutdown = reason == DisconnectReason::Shutdown;
-                        let ok = self
-                            .emit(FeedEvent::Disconnected {
-                                reason: reason.clone(),
-                            })
-                            .await;
-                        if shutdown || !ok {
-                            break;
-                        }
-                        if matches!(reason, DisconnectReason::SubscribeRefused(_)) {
-                            Some(reason.to_string())
-                        } else {
-                            None
-                        }
+                        )
+                    });
+                    let shutdown = reason == DisconnectReason::Shutdown;
+                    let ok = self
+                        .emit(FeedEvent::Disconnected {
+                            reason: reason.clone(),
+                        })
+                        .await;
+                    if shutdown || !ok {
+                        break;
                     }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!(
-                        "connect timed out after {:.1} s",
-                        connect_timeout.as_secs_f64()
-                    )),
-                };
+                    if matches!(reason, DisconnectReason::SubscribeRefused(_)) {
+                        Some(reason.to_string())
+                    } else {
+                        None
+                    }
+                }
+                Err(e) => Some(e),
+            };
             let refused = self.shared.health.state() == ConnState::Refused;
             // A connection attempt that failed (not a connection that ended) means the exchange
             // cannot be reached: operators see `down` until a connection goes live again.
@@ -351,13 +411,15 @@ impl Runner {
             if let Some(error) = error {
                 failures_in_row += 1;
                 self.shared.health.error();
-                tracing::error!(
-                    event = "connector_connection_error",
-                    attempt,
-                    retry_delay = delay.as_secs_f64(),
-                    error = %error,
-                    url = %url,
-                );
+                span.in_scope(|| {
+                    tracing::error!(
+                        event = "connector_connection_error",
+                        attempt,
+                        retry_delay = delay.as_secs_f64(),
+                        error = %error,
+                        url = %url,
+                    )
+                });
             }
             let max = self.cfg.reconnect.max_attempts;
             if max > 0 && failures_in_row >= max {
@@ -381,6 +443,7 @@ impl Runner {
                 break;
             }
         }
+        self.transport.shutdown().await;
         self.shared.health.set_state(ConnState::Stopped);
         self.shared.health.set_alive(false);
     }

@@ -1,273 +1,401 @@
-//! The worker side of process isolation (`hft-connector worker --config-json JSON`): runs the live
-//! feed in-process and forwards every event as a frame on stdout; logs only to stderr.
+//! The worker process: a byte pump between one exchange WebSocket and its supervisor's pipes.
 //!
-//! - Start-up progress, the feed's own logs (subscription confirmations, errors with context) and
-//!   `bybit_connector_worker_stats` every `stats_interval_s` go to stderr as JSON lines.
-//! - A `Health` frame every `health_report_s` is the worker's heartbeat; the supervisor's stale
-//!   detector replaces a worker that stops sending anything.
-//! - Frames are encoded on the feed's task and written in bursts (everything already queued) by
-//!   `worker/stdout.rs`: a blocking writer thread, or with `feed.busy_poll_us` the task itself on a
-//!   non-blocking pipe. Delivery is prompt, and a full pipe (a slow supervisor) backs up into the
-//!   feed's bounded queue: lossless.
-//! - SIGUSR1 makes its feed drop the connection and reconnect, SIGUSR2 resubscribe its books
-//!   for fresh snapshots ([`super::control`]).
-//! - It exits cleanly on SIGTERM or SIGINT, and on its own when the supervisor goes away: stdin (a
-//!   pipe from the supervisor) reaches EOF, or writing stdout fails with EPIPE. Never an orphan.
+//! - Down its stdin come [`Down`] commands: connect to a URL, send a text frame, send a ping
+//!   frame, close. It never decides anything about the exchange protocol itself.
+//! - Up its stdout go [`Up`] frames: every WebSocket frame received, with its receive time, and
+//!   the connection's lifecycle. Everything already readable from the socket goes up in one write
+//!   (up to 64 KiB): one pipe write per burst. A full pipe (a slow supervisor) stops the socket
+//!   reads: the exchange's TCP window backs up, nothing is dropped and memory stays flat.
+//! - While a connection is open or being opened it sends a heartbeat every `heartbeat_s`, so the
+//!   supervisor tells a hung worker (SIGSTOP, a stuck library) from a quiet exchange.
+//! - It logs JSON lines to stderr, all named `bybit_connector_worker_*` (it has nothing to say
+//!   about the exchange protocol; the supervisor's session logs that).
+//! - It exits cleanly on SIGTERM or SIGINT (closing its WebSocket with a close frame), and on its
+//!   own when the supervisor goes away: stdin reaches EOF, or writing stdout fails. Never an orphan.
+//! - With `busy_poll_us` its runtime polls the socket instead of sleeping while frames flow
+//!   ([`crate::busy_poll`]).
 //!
 //! Test hook: `HFT_CONNECTOR_WORKER_PANIC_AFTER=N` makes the FIRST worker generation panic after
-//! forwarding N events (the tests' way to crash a worker; replacements run normally).
+//! forwarding N frames (the tests' way to crash a worker; replacements run normally).
 
-use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::FutureExt;
+use bytes::BytesMut;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-use super::framing::{encode, WorkerMsg};
-use crate::feed::{Feed, FeedConfig, FeedEvent};
+use super::pipe::{self, Down, EndKind, Up};
 
 /// Environment variable of the panic test hook (see the module docs).
 pub const PANIC_AFTER_ENV: &str = "HFT_CONNECTOR_WORKER_PANIC_AFTER";
 
-/// Most bytes gathered into one write before flushing.
+/// Most bytes gathered into one write.
 const BURST_BYTES: usize = 64 * 1024;
 
-/// What the supervisor passes to a worker (as JSON on its command line).
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the supervisor passes to a worker (JSON, in the `HFT_FEED_WORKER` environment variable or
+/// `hft-connector worker --config-json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkerConfig {
-    /// The feed to run.
-    pub feed: FeedConfig,
-    /// Per symbol, Unix ms up to which the supervisor already holds every trade: the first
-    /// connection gap-fills from there (see [`Feed::spawn_resuming`]).
-    pub covered_ms: HashMap<String, u64>,
-    /// Seconds between `Health` frames (the worker's heartbeat).
-    pub health_report_s: f64,
+    /// Seconds between heartbeats while a connection is open or being opened.
+    pub heartbeat_s: f64,
     /// Seconds between `bybit_connector_worker_stats` log lines.
     pub stats_interval_s: f64,
-    /// 1 for the first worker of a supervisor, 2 for its first replacement, ...
+    /// 1 for the first worker of a feed, 2 for its first replacement, ...
     pub generation: u64,
-    /// Forward every raw frame (`WorkerMsg::Raw`): the supervisor is recording.
-    pub record_raw: bool,
+    /// `feed.busy_poll_us`: poll the socket instead of sleeping while frames flow.
+    pub busy_poll_us: u64,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            feed: FeedConfig::default(),
-            covered_ms: HashMap::new(),
-            health_report_s: 1.0,
+            heartbeat_s: 1.0,
             stats_interval_s: 60.0,
             generation: 1,
-            record_raw: false,
+            busy_poll_us: 0,
         }
+    }
+}
+
+/// One JSON log line on stderr (the supervisor re-logs it as `bybit_connector_subprocess_stderr`).
+pub(crate) fn log(level: &str, event: &str, fields: serde_json::Value) {
+    let mut line = serde_json::Map::new();
+    let ts = crate::feed::health::iso_time(crate::feed::health::unix_ms()).unwrap_or_default();
+    line.insert("timestamp".into(), ts.into());
+    line.insert("level".into(), level.into());
+    line.insert("event".into(), event.into());
+    line.insert("pid".into(), std::process::id().into());
+    if let serde_json::Value::Object(f) = fields {
+        line.extend(f);
+    }
+    let text = serde_json::Value::Object(line).to_string();
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Why the worker is stopping (the first reason wins).
+#[derive(Clone, Default)]
+struct Reason(Arc<Mutex<Option<String>>>);
+
+impl Reason {
+    fn set(&self, why: &str) {
+        if let Ok(mut r) = self.0.lock() {
+            r.get_or_insert_with(|| why.to_string());
+        }
+    }
+    fn get(&self) -> String {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "stopped".into())
     }
 }
 
 #[derive(Default)]
 struct Counters {
-    events: u64,
-    trades: u64,
-    books: u64,
     frames: u64,
     bytes: u64,
+    connections: u64,
 }
 
-/// Runs a worker until SIGTERM/SIGINT, the supervisor going away, or the feed ending.
+/// The worker's stdout: a non-blocking pipe written from the worker's task, or (stdout is not a
+/// pipe: a file, a terminal) plain blocking writes.
+enum Out {
+    Pipe(tokio::net::unix::pipe::Sender),
+    Blocking,
+}
+
+impl Out {
+    fn open() -> Out {
+        use std::os::fd::AsFd;
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(tokio::net::unix::pipe::Sender::from_owned_fd)
+            .map(Out::Pipe)
+            .unwrap_or(Out::Blocking)
+    }
+
+    async fn write(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Pipe(p) => p.write_all(buf).await,
+            Out::Blocking => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(buf).and_then(|()| out.flush())
+            }
+        }
+    }
+}
+
+/// The socket's state.
+#[derive(Default)]
+struct Socket {
+    connecting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ws, String>>>>>,
+    sink: Option<SplitSink<Ws, Message>>,
+    stream: Option<SplitStream<Ws>>,
+}
+
+impl Socket {
+    fn busy(&self) -> bool {
+        self.connecting.is_some() || self.stream.is_some()
+    }
+}
+
+async fn next_of(stream: &mut Option<SplitStream<Ws>>) -> Option<Result<Message, String>> {
+    match stream {
+        Some(s) => s.next().await.map(|r| r.map_err(|e| e.to_string())),
+        None => std::future::pending().await,
+    }
+}
+
+async fn connected(
+    connecting: &mut Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ws, String>>>>>,
+) -> Result<Ws, String> {
+    match connecting {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends one received message; `true` when it ended the connection.
+fn forward(out: &mut BytesMut, msg: Option<Result<Message, String>>, c: &mut Counters) -> bool {
+    let recv_ns = unix_ns();
+    let end = match msg {
+        Some(Ok(Message::Text(t))) => {
+            c.frames += 1;
+            c.bytes += t.len() as u64;
+            pipe::put_text(out, recv_ns, t.as_bytes());
+            return false;
+        }
+        Some(Ok(Message::Binary(data))) => {
+            c.frames += 1;
+            pipe::put_up(out, &Up::Binary { recv_ns, data });
+            return false;
+        }
+        Some(Ok(Message::Close(frame))) => {
+            EndKind::CloseFrame(frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default())
+        }
+        Some(Ok(_)) => {
+            pipe::put_up(out, &Up::Other { recv_ns });
+            return false;
+        }
+        Some(Err(e)) => EndKind::Error(e),
+        None => EndKind::StreamEnded,
+    };
+    pipe::put_up(out, &Up::Ended(end));
+    true
+}
+
+/// Runs a worker until SIGTERM/SIGINT or the supervisor going away.
 pub async fn run(cfg: WorkerConfig) -> ExitCode {
     let pid = std::process::id();
-    tracing::info!(
-        event = "bybit_connector_worker_starting",
-        pid,
-        generation = cfg.generation,
-        category = %cfg.feed.feed.category,
-        symbols = %cfg.feed.feed.symbols.join(","),
-        depth = cfg.feed.feed.depth,
-        ws_url = %cfg.feed.ws_endpoint(),
-        resume_from = ?cfg.covered_ms,
+    log(
+        "INFO",
+        "bybit_connector_worker_starting",
+        json!({"generation": cfg.generation, "busy_poll_us": cfg.busy_poll_us}),
     );
-    let panic_after: Option<u64> = if cfg.generation == 1 {
-        std::env::var(PANIC_AFTER_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-    } else {
-        None
-    };
+    let panic_after: Option<u64> = (cfg.generation == 1)
+        .then(|| std::env::var(PANIC_AFTER_ENV).ok()?.parse().ok())
+        .flatten();
     let stop = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(String::from("feed ended")));
+    let reason = Reason::default();
     if let Err(e) = watch_exit_signals(stop.clone(), reason.clone()) {
-        tracing::error!(event = "bybit_connector_worker_signal_setup_failed", pid, error = %e);
+        log(
+            "ERROR",
+            "bybit_connector_worker_signal_setup_failed",
+            json!({"error": e.to_string()}),
+        );
         return ExitCode::from(2);
     }
-    // Before anything is reported: the supervisor signals only workers that reported a state.
-    let requests = match super::control::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(event = "bybit_connector_worker_signal_setup_failed", pid, error = %e);
-            return ExitCode::from(2);
-        }
-    };
-    watch_stdin(stop.clone(), reason.clone());
-    let busy = cfg.feed.feed.busy_poll_us > 0;
-    let mut out = super::stdout::Stdout::open(busy, stop.clone(), reason.clone());
-
-    let report_every = Duration::from_secs_f64(cfg.health_report_s.clamp(0.01, 60.0));
+    let mut commands = read_commands(stop.clone(), reason.clone());
+    let activity = Arc::new(crate::busy_poll::Activity::default());
+    crate::busy_poll::spawn(activity.clone(), cfg.busy_poll_us, stop.clone());
+    let mut stdout = Out::open();
+    let heartbeat_every = Duration::from_secs_f64(cfg.heartbeat_s.clamp(0.005, 60.0));
     let stats_every = Duration::from_secs_f64(cfg.stats_interval_s.clamp(0.01, 86_400.0));
-    let mut raw = super::raw::RawForward::new(cfg.record_raw);
-    let mut feed_cfg = cfg.feed.clone();
-    feed_cfg.raw_tap = raw.tap();
-    // The supervisor's queue is the consumer's buffer; this one only bridges the feed task and
-    // the pipe, so a quarter of the budget (at least 256 KiB) keeps the worker's memory small.
-    feed_cfg.feed.queue_max_bytes = (feed_cfg.feed.queue_max_bytes / 4).max(256 * 1024);
-    // The health check is the supervisor's to log (its view of this process).
-    let mut feed = match Feed::spawn_logging(feed_cfg, cfg.covered_ms.clone(), false) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(event = "bybit_connector_worker_config_invalid", pid, error = %e);
-            return ExitCode::from(2);
-        }
-    };
-    tokio::spawn(super::control::forward(requests, feed.shared()));
-    tracing::info!(
-        event = "bybit_connector_worker_feed_started",
-        pid,
-        health_report_s = report_every.as_secs_f64(),
-        stats_interval_s = stats_every.as_secs_f64(),
-        stdout = out.kind(),
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
+    let mut out = BytesMut::with_capacity(BURST_BYTES + 16 * 1024);
+    pipe::put_up(
+        &mut out,
+        &Up::Hello {
+            pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        },
     );
-    let hello = WorkerMsg::Hello {
-        pid,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    let mut sock = Socket::default();
     let mut c = Counters::default();
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut last_stats = (Instant::now(), 0u64);
     let started = Instant::now();
-    let mut report = tokio::time::interval(report_every);
-    let mut stats =
-        tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
-    let mut code = ExitCode::SUCCESS;
-    push(&mut buf, &hello, &mut c);
+    let mut last_stats = (Instant::now(), 0u64);
     loop {
-        if !buf.is_empty() && !out.send(&stop, &reason, std::mem::take(&mut buf)).await {
-            break;
+        if !out.is_empty() {
+            let wrote = tokio::select! {
+                r = stdout.write(&out) => r,
+                _ = stop.cancelled() => break,
+            };
+            if let Err(e) = wrote {
+                let gone = e.kind() == std::io::ErrorKind::BrokenPipe;
+                log(
+                    "WARN",
+                    "bybit_connector_worker_stdout_failed",
+                    json!({"error": e.to_string(), "supervisor_gone": gone}),
+                );
+                reason.set(&format!("stdout write failed: {e}"));
+                break;
+            }
+            out.clear();
+            if let Some(n) = panic_after {
+                if c.frames >= n {
+                    std::thread::sleep(Duration::from_millis(20));
+                    panic!("{PANIC_AFTER_ENV}={n}: test-hook panic after {} frames", c.frames);
+                }
+            }
         }
+        let busy = sock.busy();
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
-            _ = report.tick() => push(&mut buf, &WorkerMsg::Health(feed.health()), &mut c),
-            msg = raw.next() => {
-                push(&mut buf, &msg, &mut c);
-                while buf.len() < BURST_BYTES {
-                    match raw.try_next() {
-                        Some(m) => push(&mut buf, &m, &mut c),
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                command(cmd, &mut sock, &mut out).await;
+            }
+            done = connected(&mut sock.connecting) => {
+                sock.connecting = None;
+                match done {
+                    Ok(ws) => {
+                        c.connections += 1;
+                        let (sink, stream) = ws.split();
+                        sock.sink = Some(sink);
+                        sock.stream = Some(stream);
+                        pipe::put_up(&mut out, &Up::Connected);
+                    }
+                    Err(e) => pipe::put_up(&mut out, &Up::ConnectFailed(e)),
+                }
+            }
+            msg = next_of(&mut sock.stream) => {
+                activity.touch();
+                let mut ended = forward(&mut out, msg, &mut c);
+                // Everything already readable goes up in the same write.
+                while !ended && out.len() < BURST_BYTES {
+                    let Some(stream) = sock.stream.as_mut() else { break };
+                    match stream.next().now_or_never() {
+                        Some(msg) => ended = forward(&mut out, msg.map(|r| r.map_err(|e| e.to_string())), &mut c),
                         None => break,
                     }
                 }
+                if ended {
+                    sock.stream = None;
+                    sock.sink = None;
+                }
             }
+            _ = heartbeat.tick(), if busy => pipe::put_up(&mut out, &Up::Heartbeat),
             _ = stats.tick() => {
-                let h = feed.health();
                 let dt = last_stats.0.elapsed().as_secs_f64().max(1e-9);
-                tracing::info!(
-                    event = "bybit_connector_worker_stats",
-                    pid,
-                    uptime_s = started.elapsed().as_secs_f64(),
-                    events = c.events,
-                    trades = c.trades,
-                    books = c.books,
-                    frames = c.frames,
-                    bytes = c.bytes,
-                    events_per_s = (c.events - last_stats.1) as f64 / dt,
-                    status = %h.status,
-                    queue_size = h.queue_size,
-                    error_count = h.error_count,
-                    reconnects = h.reconnects,
-                    seconds_since_last_event = h.seconds_since_last_event.unwrap_or(-1.0),
-                );
-                last_stats = (Instant::now(), c.events);
-            }
-            ev = feed.next() => {
-                let Some(ev) = ev else {
-                    tracing::error!(event = "bybit_connector_worker_feed_ended", pid, events = c.events);
-                    code = ExitCode::FAILURE;
-                    break;
-                };
-                forward(&mut buf, ev, &mut c, pid);
-                // Everything already queued goes in the same write (one flush per burst).
-                while buf.len() < BURST_BYTES {
-                    match feed.next().now_or_never() {
-                        Some(Some(ev)) => forward(&mut buf, ev, &mut c, pid),
-                        Some(None) | None => break,
-                    }
-                }
-                if let Some(n) = panic_after {
-                    if c.events >= n {
-                        // Deliver what was promised first, like a real crash after a write.
-                        let _ = out.send(&stop, &reason, std::mem::take(&mut buf)).await;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        panic!("{PANIC_AFTER_ENV}={n}: test-hook panic after {} events", c.events);
-                    }
-                }
+                log("INFO", "bybit_connector_worker_stats", json!({
+                    "uptime_s": started.elapsed().as_secs_f64(),
+                    "frames": c.frames,
+                    "bytes": c.bytes,
+                    "connections": c.connections,
+                    "frames_per_s": (c.frames - last_stats.1) as f64 / dt,
+                    "connected": sock.stream.is_some(),
+                }));
+                last_stats = (Instant::now(), c.frames);
             }
         }
     }
-    let why = reason.lock().map(|r| r.clone()).unwrap_or_default();
-    tracing::info!(event = "bybit_connector_worker_stopping", pid, reason = %why);
-    let _ = tokio::time::timeout(Duration::from_secs(2), feed.shutdown()).await;
-    out.close().await;
-    tracing::info!(
-        event = "bybit_connector_worker_stopped",
-        pid,
-        reason = %why,
-        events = c.events,
-        frames = c.frames,
-        bytes = c.bytes,
+    let why = reason.get();
+    log(
+        "INFO",
+        "bybit_connector_worker_stopping",
+        json!({"reason": why}),
     );
-    code
+    if let Some(mut sink) = sock.sink.take() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.close().await;
+        })
+        .await;
+    }
+    log(
+        "INFO",
+        "bybit_connector_worker_stopped",
+        json!({"reason": why, "frames": c.frames, "bytes": c.bytes, "connections": c.connections}),
+    );
+    ExitCode::SUCCESS
 }
 
-fn push(buf: &mut Vec<u8>, msg: &WorkerMsg, c: &mut Counters) {
-    let before = buf.len();
-    match encode(msg, buf) {
-        Ok(()) => {
-            c.frames += 1;
-            c.bytes += (buf.len() - before) as u64;
+/// Carries out one command from the supervisor.
+async fn command(cmd: Down, sock: &mut Socket, out: &mut BytesMut) {
+    match cmd {
+        Down::Connect { timeout_ms, url } => {
+            if sock.busy() {
+                // One connection at a time: the supervisor closes before it connects again.
+                pipe::put_up(out, &Up::ConnectFailed("a connection is already open".into()));
+                return;
+            }
+            let timeout = Duration::from_millis(timeout_ms.max(1));
+            sock.connecting = Some(Box::pin(async move {
+                match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+                    Ok(Ok((ws, _))) => Ok(ws),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "connect timed out after {:.1} s",
+                        timeout.as_secs_f64()
+                    )),
+                }
+            }));
         }
-        Err(e) => tracing::error!(event = "bybit_connector_worker_encode_failed", error = %e),
+        Down::Send(text) => send(sock, out, Message::text(text)).await,
+        Down::Ping(data) => send(sock, out, Message::Ping(data.into())).await,
+        Down::Close { graceful } => {
+            sock.connecting = None;
+            if let Some(mut sink) = sock.sink.take() {
+                sock.stream = None;
+                if graceful {
+                    let _ = sink.send(Message::Close(None)).await;
+                }
+                let _ = sink.close().await;
+                pipe::put_up(out, &Up::Ended(EndKind::Requested));
+            }
+        }
     }
 }
 
-fn forward(buf: &mut Vec<u8>, ev: FeedEvent, c: &mut Counters, pid: u32) {
-    c.events += 1;
-    match &ev {
-        FeedEvent::Trade(_) => c.trades += 1,
-        FeedEvent::Book(_) => c.books += 1,
-        FeedEvent::Connected { connection, .. } => {
-            tracing::info!(
-                event = "bybit_connector_worker_connected",
-                pid,
-                connection = *connection
-            );
-        }
-        _ => {}
-    }
-    push(buf, &WorkerMsg::Event(ev), c);
-}
-
-pub(crate) fn set_reason(reason: &Mutex<String>, why: String) {
-    if let Ok(mut r) = reason.lock() {
-        if *r == "feed ended" {
-            *r = why;
-        }
+async fn send(sock: &mut Socket, out: &mut BytesMut, msg: Message) {
+    let Some(sink) = sock.sink.as_mut() else {
+        return; // the connection already ended (its `Ended` is on its way up)
+    };
+    if let Err(e) = sink.send(msg).await {
+        sock.sink = None;
+        sock.stream = None;
+        pipe::put_up(out, &Up::Ended(EndKind::Error(e.to_string())));
     }
 }
 
 /// SIGTERM and SIGINT stop the worker cleanly.
-fn watch_exit_signals(stop: CancellationToken, reason: Arc<Mutex<String>>) -> std::io::Result<()> {
+fn watch_exit_signals(stop: CancellationToken, reason: Reason) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -276,33 +404,57 @@ fn watch_exit_signals(stop: CancellationToken, reason: Arc<Mutex<String>>) -> st
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::info!(event = "bybit_connector_worker_signal", signal = name);
-        set_reason(&reason, name.to_string());
+        log("INFO", "bybit_connector_worker_signal", json!({"signal": name}));
+        reason.set(name);
         stop.cancel();
     });
     Ok(())
 }
 
-/// The supervisor holds the other end of stdin and never writes: EOF means it is gone.
-fn watch_stdin(stop: CancellationToken, reason: Arc<Mutex<String>>) {
+/// Reads commands from stdin on a thread of its own; EOF (or garbage) means the supervisor is
+/// gone: the worker stops.
+fn read_commands(stop: CancellationToken, reason: Reason) -> mpsc::UnboundedReceiver<Down> {
+    let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 256];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        let why = loop {
+            match stdin.read(&mut chunk) {
+                Ok(0) => break "supervisor gone (stdin closed)".to_string(),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                Err(e) => break format!("stdin read failed: {e}"),
             }
-        }
-        tracing::warn!(
-            event = "bybit_connector_worker_supervisor_gone",
-            reason = "stdin closed"
+            loop {
+                match pipe::take_down(&mut buf) {
+                    Ok(Some(cmd)) => {
+                        if tx.send(cmd).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log(
+                            "ERROR",
+                            "bybit_connector_worker_bad_command",
+                            json!({"error": e.to_string()}),
+                        );
+                        buf.clear();
+                        break;
+                    }
+                }
+            }
+        };
+        log(
+            "WARN",
+            "bybit_connector_worker_supervisor_gone",
+            json!({"reason": why}),
         );
-        set_reason(&reason, "supervisor gone (stdin closed)".to_string());
+        reason.set(&why);
         stop.cancel();
     });
+    rx
 }
 
 #[cfg(test)]
@@ -311,12 +463,34 @@ mod tests {
 
     #[test]
     fn config_round_trips_as_json_with_defaults() {
-        let mut cfg = WorkerConfig::default();
-        cfg.covered_ms.insert("BTCUSDT".into(), 123);
-        cfg.generation = 3;
+        let cfg = WorkerConfig {
+            generation: 3,
+            heartbeat_s: 0.1,
+            ..WorkerConfig::default()
+        };
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(serde_json::from_str::<WorkerConfig>(&json).unwrap(), cfg);
         let minimal: WorkerConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(minimal, WorkerConfig::default());
+    }
+
+    #[test]
+    fn frames_go_up_byte_for_byte_and_an_end_is_reported_once() {
+        let mut out = BytesMut::new();
+        let mut c = Counters::default();
+        assert!(!forward(&mut out, Some(Ok(Message::text("{\"a\":1}"))), &mut c));
+        assert!(forward(&mut out, None, &mut c));
+        match pipe::take_up(&mut out).unwrap() {
+            Some(Up::Text { text, recv_ns }) => {
+                assert_eq!(&text[..], b"{\"a\":1}");
+                assert!(recv_ns > 0);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            pipe::take_up(&mut out).unwrap(),
+            Some(Up::Ended(EndKind::StreamEnded))
+        );
+        assert_eq!(c.frames, 1);
     }
 }

@@ -1,19 +1,14 @@
 //! Worker stderr capture: every line becomes a `bybit_connector_subprocess_stderr` log event
-//! (`pid`, `line`) at the level the worker logged it, so no library error or panic message is lost;
-//! except the contract events, which [`super::forward`] re-logs at top level instead.
-
-use std::sync::Arc;
+//! (`pid`, `line`, and `worker_event` for the worker's own JSON lines) at the level the worker
+//! logged it, so no library error or panic message is lost.
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-
-use super::forward::{relog, LinkLog};
 
 /// Longest stderr line kept whole; longer ones are split.
 const MAX_STDERR_LINE: u64 = 64 * 1024;
 
-/// Logs each stderr line of worker `pid` as `bybit_connector_subprocess_stderr`, at the level the
-/// worker logged it (JSON lines), so no library error is lost.
-pub(crate) async fn pump_stderr(pid: u32, stderr: impl AsyncRead + Unpin, link: Arc<LinkLog>) {
+/// Logs each stderr line of worker `pid` until its stderr closes.
+pub(crate) async fn pump_stderr(pid: u32, stderr: impl AsyncRead + Unpin) {
     let mut reader = BufReader::new(stderr);
     let mut buf = Vec::new();
     loop {
@@ -41,9 +36,6 @@ pub(crate) async fn pump_stderr(pid: u32, stderr: impl AsyncRead + Unpin, link: 
                 .to_string()
         };
         let (level, worker_event) = (field("level"), field("event"));
-        if parsed.is_some() && relog(pid, &level, &worker_event, line, &link) {
-            continue;
-        }
         match level.as_str() {
             "ERROR" => {
                 tracing::error!(event = "bybit_connector_subprocess_stderr", pid, worker_event = %worker_event, line = %line)

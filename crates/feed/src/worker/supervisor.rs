@@ -1,289 +1,256 @@
-//! The supervisor side of process isolation: [`WorkerFeed`] runs the live feed in a child process
-//! `hft-connector worker` and delivers the same event stream, books and health as the in-process
-//! feed.
+//! The supervisor side of process isolation: [`Pump`] starts, watches, stops and replaces the worker
+//! process whose WebSocket carries the feed's connection; [`Proc`] is one running worker, read and
+//! written by the feed's ordinary connection shell ([`crate::feed::transport::Link`]).
 //!
-//! - The worker runs in its own process group; its stdin is a pipe the supervisor never writes,
-//!   so the worker sees EOF and exits when the supervisor dies, even by SIGKILL.
-//! - stdout frames are decoded into a BOUNDED queue (`feed.queue_capacity` events). When it is
-//!   full the supervisor logs `bybit_connector_queue_full` and stops reading the pipe until the
-//!   consumer catches up: the worker's writes block, its own bounded queue fills, its socket reads
-//!   pause. Nothing is dropped and memory never grows; the hang detector does not count time spent
-//!   waiting for the consumer.
-//! - stderr is read line by line into `bybit_connector_subprocess_stderr` (`pid`, `line`).
-//! - A waiter task owns the child and awaits its exit (no polling): `bybit_connector_subprocess_exited`
+//! - The worker runs in its own process group, its stdin and stdout are the pipes of
+//!   [`super::pipe`], its stderr is read line by line into `bybit_connector_subprocess_stderr`.
+//! - A waiter task owns the child and awaits its exit: `bybit_connector_subprocess_exited`
 //!   (`pid`, `exit_code` or `signal`) is logged the moment it is reaped, so no zombie survives.
-//! - An unexpected exit logs `bybit_connector_process_died`; a worker that sends nothing (not even
-//!   its periodic health report) for `hung_after_s` is stale: `bybit_connector_subprocess_stale`.
-//!   A dead or broken worker's process group gets SIGTERM, SIGKILL after `term_grace_s`, a hung
-//!   one SIGKILL at once (`bybit_connector_subprocess_terminated`), and a new worker starts after
-//!   the feed's capped, jittered backoff ([`crate::backoff`]).
-//! - Trades are de-duplicated by id across workers, and each new worker is told where the tape it
-//!   continues ends (`covered_ms`) so its first connection gap-fills from REST: zero lost, zero
-//!   duplicated trades across a worker restart.
+//! - A worker that dies is noticed by its stdout's EOF (after everything it wrote was read):
+//!   `bybit_connector_process_died`, and the connection ends with the death as its reason.
+//! - A worker that sends nothing, not even its heartbeat, for `hung_after_s` while a connection
+//!   is open or being opened is hung: `bybit_connector_subprocess_stale`, SIGKILL to its group at
+//!   once, `bybit_connector_subprocess_terminated`. Not counted: time the supervisor spends not
+//!   reading because its consumer is slow (the heartbeats wait in the pipe meanwhile).
+//! - The next connection starts a new worker (after the feed's usual backoff): a worker restart
+//!   is a reconnect the session already survives.
+//! - On shutdown the worker's group gets SIGTERM (it closes its WebSocket with a close frame and
+//!   exits 0), SIGKILL after `term_grace_s`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use bytes::BytesMut;
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::Instrument;
 
 use super::child::WorkerConfig;
-use super::forward::{close_link, LinkLog};
-use super::framing::{FrameCodec, WorkerMsg};
 use super::options::WorkerOptions;
+use super::pipe::{self, Down, EndKind, Up};
 use super::signals::{describe, exited, failed_status, killpg};
-use super::state::WorkerShared;
-use super::stderr::pump_stderr;
-use crate::backoff::Backoff;
-use crate::book::OrderBook;
 use crate::feed::health::unix_ms;
-use crate::feed::recovery::TradeTracker;
-use crate::feed::{
-    ConfigError, ConnState, DisconnectReason, FeedConfig, FeedEvent, HealthSnapshot,
-};
+use crate::feed::transport::Incoming;
+use crate::feed::{ConfigError, FeedConfig, FeedShared};
 
-/// A live feed running in a supervised worker process.
-#[derive(Debug)]
-pub struct WorkerFeed {
-    events: crate::queue::QueueRx,
-    shared: Arc<WorkerShared>,
-    cancel: CancellationToken,
-    task: Option<JoinHandle<()>>,
+/// Bytes read from a worker's stdout at most per read.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// What the supervisor knows about its worker, for health and status readers on any thread.
+#[derive(Debug, Default)]
+pub struct WorkerStatus {
+    isolated: AtomicBool,
+    pid: AtomicU32,
+    /// The current worker has not been reaped.
+    alive: AtomicBool,
+    /// The current worker was judged hung.
+    hung: AtomicBool,
+    restarts: AtomicU64,
+    /// A connection is open or being opened: the worker's heartbeat is due.
+    listening: AtomicBool,
+    /// When the worker was last heard from (Unix ms).
+    heard_ms: AtomicU64,
+    /// Silence after which the worker counts as not alive (ms).
+    silent_limit_ms: AtomicU64,
+    /// The feed waits for its consumer (the worker's silence is not its own).
+    consumer_wait: AtomicBool,
 }
 
-impl WorkerFeed {
-    /// Validates `cfg` and starts supervising workers on the current Tokio runtime.
-    pub fn spawn(cfg: FeedConfig, opts: WorkerOptions) -> Result<WorkerFeed, ConfigError> {
-        cfg.validate()?;
-        let program = match &opts.program {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| ConfigError {
-                field: "isolation".into(),
-                reason: format!("cannot locate the hft-connector executable for workers: {e}"),
-            })?,
-        };
-        let (tx, events) = crate::queue::bounded(cfg.feed.queue_capacity, cfg.feed.queue_max_bytes);
-        let shared = Arc::new(WorkerShared::default());
-        let cancel = CancellationToken::new();
-        shared.set_silent_limit(opts.silent_limit(&cfg));
-        let (_, _, _, log_every) = cfg.health_durations()?;
-        let label = format!("{}:{}", cfg.feed.category, cfg.feed.symbols.join(","));
-        let view = shared.clone();
-        let snapshot = move || (view.snapshot(), view.pid());
-        tokio::spawn(
-            crate::feed::health_log::log_every(snapshot, cancel.clone(), log_every, label)
-                .in_current_span(),
-        );
-        let sup = Supervisor {
-            backoff: Backoff::new(cfg.backoff()?),
-            cfg,
-            opts,
-            program,
-            shared: shared.clone(),
-            tx,
-            cancel: cancel.clone(),
-            trackers: HashMap::new(),
-            covered_ms: HashMap::new(),
-            rng: SmallRng::from_os_rng(),
-            gave_up: false,
-            duplicates: 0,
-        };
-        let task = tokio::spawn(sup.run().in_current_span());
-        Ok(WorkerFeed {
-            events,
-            shared,
-            cancel,
-            task: Some(task),
-        })
-    }
-
-    /// The next event; `None` once the supervisor stopped and everything was read.
-    pub async fn next(&mut self) -> Option<FeedEvent> {
-        let ev = self.events.recv().await;
-        self.shared.set_queue_size(self.events.len());
-        ev
-    }
-
-    /// Whether the worker is alive and its feed live.
-    pub fn is_connected(&self) -> bool {
-        self.shared.is_connected()
-    }
-
-    /// Health snapshot (`process_alive`: the worker process is running).
-    pub fn health(&self) -> HealthSnapshot {
-        let mut h = self.shared.snapshot();
-        h.queue_size = self.events.len() as u64;
-        h
+impl WorkerStatus {
+    /// Whether the feed runs in a worker process.
+    pub fn isolated(&self) -> bool {
+        self.isolated.load(Relaxed)
     }
 
     /// The current worker's pid.
     pub fn pid(&self) -> Option<u32> {
-        self.shared.pid()
+        Some(self.pid.load(Relaxed)).filter(|&p| p != 0)
     }
 
     /// Workers started to replace failed ones.
-    pub fn worker_restarts(&self) -> u64 {
-        self.shared.restarts()
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Relaxed)
     }
 
-    /// A copy of `symbol`'s book.
-    pub fn book(&self, symbol: &str) -> Option<OrderBook> {
-        self.shared.book(symbol)
+    /// Whether the worker process is running and responsive (always true in-process).
+    pub fn process_alive(&self) -> bool {
+        if !self.isolated() {
+            return true;
+        }
+        let silent = unix_ms().saturating_sub(self.heard_ms.load(Relaxed));
+        self.pid().is_some()
+            && self.alive.load(Relaxed)
+            && !self.hung.load(Relaxed)
+            && (!self.listening.load(Relaxed)
+                || self.consumer_wait.load(Relaxed)
+                || silent <= self.silent_limit_ms.load(Relaxed))
     }
 
-    /// The shared state (for status APIs that outlive a borrow of the handle).
-    pub fn shared(&self) -> Arc<WorkerShared> {
-        self.shared.clone()
-    }
-
-    /// Stops the worker (SIGTERM, SIGKILL after the grace period) and the supervisor.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+    /// The feed is (not) waiting for its consumer.
+    pub(crate) fn set_consumer_wait(&self, waiting: bool) {
+        if self.isolated() {
+            self.consumer_wait.store(waiting, Relaxed);
         }
     }
-}
 
-impl Drop for WorkerFeed {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+    fn heard(&self) {
+        self.heard_ms.store(unix_ms(), Relaxed);
     }
 }
 
-/// Why a worker is stopped when it stops sending anything (SIGKILL, no grace).
-const UNRESPONSIVE: &str = "unresponsive";
-
-/// How one worker's life ended.
-enum End {
-    /// Shutdown requested, or the consumer is gone.
-    Stop,
-    /// The worker exited (or was stopped after hanging or breaking the protocol).
-    Failed { reason: String, live_for: Duration },
-}
-
-struct Supervisor {
-    cfg: FeedConfig,
-    opts: WorkerOptions,
+/// Starts and keeps the worker of one feed.
+pub(crate) struct Pump {
     program: PathBuf,
-    shared: Arc<WorkerShared>,
-    tx: crate::queue::QueueTx,
-    cancel: CancellationToken,
-    trackers: HashMap<String, TradeTracker>,
-    /// Per symbol, when the tape was known complete if no trade was seen yet (Unix ms).
-    covered_ms: HashMap<String, u64>,
-    backoff: Backoff,
-    rng: SmallRng,
-    gave_up: bool,
-    duplicates: u64,
+    opts: WorkerOptions,
+    worker: WorkerConfig,
+    hung_after: Duration,
+    /// Silence after which the session's timers wait for the hang detector's verdict.
+    suspect_after: Duration,
+    shared: Arc<FeedShared>,
+    label: (String, String),
+    proc: Option<Box<Proc>>,
 }
 
-/// One running worker.
-struct Worker {
-    pid: u32,
-    /// Held open for the worker's life: its EOF tells the worker the supervisor is gone.
-    stdin: Option<tokio::process::ChildStdin>,
-    exit: watch::Receiver<Option<ExitStatus>>,
-    frames: FramedRead<tokio::process::ChildStdout, FrameCodec>,
-    /// Re-logs the worker's stderr; ends when the worker's stderr closes.
-    stderr_task: JoinHandle<()>,
-    /// The connection state the worker's forwarded events tell.
-    link: Arc<LinkLog>,
-}
-
-impl Supervisor {
-    async fn run(mut self) {
-        let mut generation = 0u64;
-        loop {
-            if self.cancel.is_cancelled() {
-                break;
-            }
-            while let Err(wait_ms) = self.backoff.admit_connection(unix_ms()) {
-                if self.sleep(Duration::from_millis(wait_ms)).await {
-                    break;
-                }
-            }
-            generation += 1;
-            let end = match self.start(generation) {
-                Ok(mut w) => {
-                    let end = self.supervise(&mut w).await;
-                    self.close_link(w, &end).await;
-                    end
-                }
-                Err(e) => {
-                    tracing::error!(
-                        event = "bybit_connector_subprocess_spawn_failed",
-                        program = %self.program.display(),
-                        error = %e,
-                    );
-                    self.shared.supervisor_error(false);
-                    End::Failed {
-                        reason: format!("cannot start worker: {e}"),
-                        live_for: Duration::ZERO,
-                    }
-                }
-            };
-            self.shared.clear_pid();
-            let End::Failed { reason, live_for } = end else {
-                break;
-            };
-            if self.gave_up {
-                break;
-            }
-            self.backoff.connection_lasted(live_for);
-            let delay = self.backoff.next_delay(self.rng.random::<f64>());
-            tracing::warn!(
-                event = "bybit_connector_subprocess_restarting",
-                reason = %reason,
-                retry_delay = delay.as_secs_f64(),
-                restarts = self.shared.restarts(),
-            );
-            self.shared.set_state(ConnState::Backoff);
-            if !self
-                .emit(FeedEvent::Disconnected {
-                    reason: DisconnectReason::Error(reason),
-                })
-                .await
-            {
-                break;
-            }
-            if self.sleep(delay).await {
-                break;
-            }
-        }
-        self.shared.set_state(ConnState::Stopped);
+impl Pump {
+    /// The worker side of `cfg`'s feed (nothing starts before the first connection).
+    pub(crate) fn new(
+        cfg: &FeedConfig,
+        opts: WorkerOptions,
+        shared: Arc<FeedShared>,
+    ) -> Result<Pump, ConfigError> {
+        let program = match &opts.program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| ConfigError {
+                field: "isolation".into(),
+                reason: format!("cannot locate this program's executable for workers: {e}"),
+            })?,
+        };
+        let heartbeat = opts.heartbeat_every(cfg);
+        let status = &shared.worker;
+        status.isolated.store(true, Relaxed);
+        status
+            .silent_limit_ms
+            .store(opts.silent_limit(cfg).as_millis() as u64, Relaxed);
+        Ok(Pump {
+            program,
+            worker: WorkerConfig {
+                heartbeat_s: heartbeat.as_secs_f64(),
+                stats_interval_s: opts.stats_interval_s,
+                generation: 0,
+                busy_poll_us: cfg.feed.busy_poll_us,
+            },
+            hung_after: opts.hung_after(cfg),
+            suspect_after: heartbeat.mul_f64(2.5),
+            opts,
+            shared,
+            label: (
+                cfg.feed.category.to_string(),
+                cfg.feed.symbols.join(","),
+            ),
+            proc: None,
+        })
     }
 
-    fn start(&mut self, generation: u64) -> std::io::Result<Worker> {
-        let mut covered = self.covered_ms.clone();
-        for (s, t) in &self.trackers {
-            if let Some(ts) = t.last_ts_ms() {
-                covered.insert(s.clone(), ts);
+    /// The span of the current worker's connection (`pid` named on every event).
+    pub(crate) fn span(&self) -> tracing::Span {
+        match self.shared.worker.pid() {
+            Some(pid) => tracing::info_span!(super::WORKER_SPAN, pid),
+            None => tracing::Span::none(),
+        }
+    }
+
+    /// Opens a connection through the current worker, starting one first if none runs.
+    pub(crate) async fn connect(&mut self, url: &str, timeout: Duration) -> Result<Box<Proc>, String> {
+        let mut proc = match self.proc.take() {
+            Some(p) if !p.exited() => p,
+            Some(mut p) => {
+                p.died().await;
+                self.finish(p).await;
+                self.start()?
+            }
+            None => self.start()?,
+        };
+        let status = &self.shared.worker;
+        status.listening.store(true, Relaxed);
+        proc.listen();
+        let cmd = Down::Connect {
+            timeout_ms: timeout.as_millis() as u64,
+            url: url.to_string(),
+        };
+        if let Err(e) = proc.send(&cmd).await {
+            let reason = proc.fail_write(e).await;
+            self.finish(proc).await;
+            return Err(reason);
+        }
+        loop {
+            match proc.recv().await {
+                Ok(Up::Connected) => return Ok(proc),
+                Ok(Up::ConnectFailed(e)) => {
+                    status.listening.store(false, Relaxed);
+                    self.proc = Some(proc);
+                    return Err(e);
+                }
+                Ok(_) => {} // what a previous connection left in the pipe
+                Err(reason) => {
+                    self.finish(proc).await;
+                    return Err(reason);
+                }
             }
         }
-        let wcfg = WorkerConfig {
-            feed: self.cfg.clone(),
-            covered_ms: covered,
-            health_report_s: self.opts.report_every(&self.cfg),
-            stats_interval_s: self.opts.stats_interval_s,
-            generation,
-            record_raw: self.cfg.raw_tap.is_some(),
-        };
-        let json = serde_json::to_string(&wcfg).map_err(std::io::Error::other)?;
+    }
+
+    /// Takes the worker back after a connection: kept if it is sound, else stopped and reaped.
+    pub(crate) async fn release(&mut self, mut proc: Box<Proc>) {
+        self.shared.worker.listening.store(false, Relaxed);
+        if proc.failed.is_none() && proc.exited() {
+            proc.died().await;
+        }
+        if proc.failed.is_some() {
+            self.finish(proc).await;
+        } else {
+            self.proc = Some(proc);
+        }
+    }
+
+    /// Stops the worker for good.
+    pub(crate) async fn shutdown(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.failed.get_or_insert(Failure::Stopped("shutdown"));
+            self.finish(p).await;
+        }
+    }
+
+    fn start(&mut self) -> Result<Box<Proc>, String> {
+        self.spawn().map_err(|e| {
+            tracing::error!(
+                event = "bybit_connector_subprocess_spawn_failed",
+                program = %self.program.display(),
+                error = %e,
+            );
+            format!("cannot start worker: {e}")
+        })
+    }
+
+    fn spawn(&mut self) -> std::io::Result<Box<Proc>> {
+        if std::env::var_os(super::WORKER_ENV).is_some() {
+            return Err(std::io::Error::other(
+                "this process is itself a worker whose main() does not call \
+                 hft_feed::worker::main() first: it starts no workers of its own",
+            ));
+        }
+        self.worker.generation += 1;
+        let generation = self.worker.generation;
+        let json = serde_json::to_string(&self.worker).map_err(std::io::Error::other)?;
         let mut cmd = tokio::process::Command::new(&self.program);
-        cmd.arg("worker")
-            .arg("--config-json")
-            .arg(json)
+        cmd.arg(super::WORKER_ARG)
+            .env(super::WORKER_ENV, json)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -294,34 +261,44 @@ impl Supervisor {
         }
         let mut child = cmd.spawn()?;
         let pid = child.id().unwrap_or(0);
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err(std::io::Error::other("worker pipes missing"));
         };
-        let stdin = child.stdin.take();
-        self.shared.worker_started(pid, generation > 1);
+        let status = &self.shared.worker;
+        status.pid.store(pid, Relaxed);
+        status.alive.store(true, Relaxed);
+        status.hung.store(false, Relaxed);
+        status.heard();
+        if generation > 1 {
+            status.restarts.fetch_add(1, Relaxed);
+        }
         tracing::info!(
             event = "bybit_connector_subprocess_started",
             pid,
             generation,
-            category = %self.cfg.feed.category,
-            symbols = %self.cfg.feed.symbols.join(","),
+            category = %self.label.0,
+            symbols = %self.label.1,
         );
         let (exit_tx, exit) = watch::channel(None);
         let shared = self.shared.clone();
         // The waiter owns the child: it is reaped the moment it exits, whatever else happens.
         tokio::spawn(async move {
             let status = child.wait().await;
-            shared.worker_exited();
+            if shared.worker.pid.load(Relaxed) == pid {
+                shared.worker.alive.store(false, Relaxed);
+            }
             match &status {
+                // A clean exit (e.g. on shutdown) is not a warning; a death is
+                // (`bybit_connector_process_died` is the ERROR when it was unexpected).
+                Ok(st) if st.success() => {
+                    let (exit_code, signal) = describe(st);
+                    tracing::info!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
+                }
                 Ok(st) => {
                     let (exit_code, signal) = describe(st);
-                    // A clean exit (e.g. on shutdown) is not a warning; a death is
-                    // (`bybit_connector_process_died` is the ERROR when it was unexpected).
-                    if st.success() {
-                        tracing::info!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
-                    } else {
-                        tracing::warn!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
-                    }
+                    tracing::warn!(event = "bybit_connector_subprocess_exited", pid, exit_code, signal, status = %st);
                 }
                 Err(e) => {
                     tracing::error!(event = "bybit_connector_subprocess_exited", pid, error = %e)
@@ -329,236 +306,56 @@ impl Supervisor {
             }
             let _ = exit_tx.send(Some(status.unwrap_or_else(|_| failed_status())));
         });
-        let link = Arc::new(LinkLog::default());
-        let stderr_task = tokio::spawn(pump_stderr(pid, stderr, link.clone()).in_current_span());
-        Ok(Worker {
+        let stderr_task =
+            tokio::spawn(super::stderr::pump_stderr(pid, stderr).in_current_span());
+        let hung_after = self.hung_after;
+        Ok(Box::new(Proc {
             pid,
-            stdin,
+            stdin: Some(stdin),
+            stdout,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            cmd: BytesMut::new(),
             exit,
-            frames: FramedRead::with_capacity(stdout, FrameCodec, 64 * 1024),
-            stderr_task,
-            link,
-        })
+            stderr_task: Some(stderr_task),
+            last_heard: Instant::now(),
+            hung_check: Box::pin(tokio::time::sleep(hung_after)),
+            hung_after,
+            suspect_after: self.suspect_after,
+            shared: self.shared.clone(),
+            open: false,
+            failed: None,
+            label: self.label.clone(),
+        }))
     }
 
-    /// Runs one worker until it exits, hangs, breaks the protocol or is no longer wanted.
-    async fn supervise(&mut self, w: &mut Worker) -> End {
-        let pid = w.pid;
-        let hung_after = self.opts.hung_after(&self.cfg);
-        let check_every = (hung_after / 10).max(Duration::from_millis(10));
-        let mut check = tokio::time::interval(check_every);
-        let mut last_frame = Instant::now();
-        let mut live_since: Option<Instant> = None;
-        let mut stdout_open = true;
-        let live_for = |l: Option<Instant>| l.map(|t| t.elapsed()).unwrap_or_default();
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => {
-                    self.terminate(w, "shutdown").await;
-                    return End::Stop;
-                }
-                status = exited(&mut w.exit) => {
-                    // Deliver what the worker wrote before it died: the pipe outlives the process.
-                    let drain_until = Instant::now() + Duration::from_secs(1);
-                    while stdout_open {
-                        match tokio::time::timeout_at(drain_until, w.frames.next()).await {
-                            Ok(Some(Ok(msg))) => {
-                                if !self.handle(msg, pid, &mut live_since).await {
-                                    return End::Stop;
-                                }
-                            }
-                            _ => stdout_open = false,
-                        }
-                    }
-                    let (exit_code, signal) = describe(&status);
-                    self.shared.supervisor_error(false);
-                    self.shared.invalidate(None);
-                    tracing::error!(
-                        event = "bybit_connector_process_died",
-                        pid,
-                        exit_code,
-                        signal,
-                        live_for_s = live_for(live_since).as_secs_f64(),
-                        restarts = self.shared.restarts(),
-                    );
-                    return End::Failed {
-                        reason: format!("worker process {pid} died: {status}"),
-                        live_for: live_for(live_since),
-                    };
-                }
-                frame = w.frames.next(), if stdout_open => {
-                    match frame {
-                        Some(Ok(msg)) => {
-                            if !self.handle(msg, pid, &mut live_since).await {
-                                self.terminate(w, "consumer gone").await;
-                                return End::Stop;
-                            }
-                            // Time spent waiting for the consumer is not the worker's silence.
-                            last_frame = Instant::now();
-                            self.shared.heard();
-                        }
-                        Some(Err(e)) => {
-                            tracing::error!(event = "bybit_connector_subprocess_protocol_error", pid, error = %e);
-                            self.shared.supervisor_error(false);
-                            self.shared.invalidate(None);
-                            self.terminate(w, "protocol error").await;
-                            return End::Failed {
-                                reason: format!("worker process {pid} broke the frame protocol: {e}"),
-                                live_for: live_for(live_since),
-                            };
-                        }
-                        None => {
-                            tracing::warn!(event = "bybit_connector_subprocess_stdout_closed", pid);
-                            stdout_open = false;
-                        }
-                    }
-                }
-                _ = check.tick() => {
-                    let silent = last_frame.elapsed();
-                    if silent >= hung_after {
-                        tracing::warn!(
-                            event = "bybit_connector_subprocess_stale",
-                            pid,
-                            seconds_since_last_frame = silent.as_secs_f64(),
-                            stale_threshold = hung_after.as_secs_f64(),
-                        );
-                        self.shared.supervisor_error(true);
-                        self.shared.set_hung();
-                        self.shared.invalidate(None);
-                        self.terminate(w, UNRESPONSIVE).await;
-                        return End::Failed {
-                            reason: format!(
-                                "worker process {pid} unresponsive for {:.1} s",
-                                silent.as_secs_f64()
-                            ),
-                            live_for: live_for(live_since),
-                        };
-                    }
-                }
-            }
-        }
-    }
-
-    /// After a worker ended, closes in the log a connection it could not ([`close_link`]).
-    async fn close_link(&self, w: Worker, end: &End) {
-        let reason = match end {
-            End::Stop => DisconnectReason::Shutdown.to_string(),
-            End::Failed { reason, .. } => reason.clone(),
-        };
-        let category = self.cfg.feed.category.to_string();
-        close_link(w.pid, w.stderr_task, &w.link, &reason, &category).await;
-    }
-
-    /// Applies one worker message; `false` when the consumer is gone.
-    async fn handle(&mut self, msg: WorkerMsg, pid: u32, live_since: &mut Option<Instant>) -> bool {
-        let ev = match msg {
-            WorkerMsg::Hello { pid: p, version } => {
-                tracing::info!(event = "bybit_connector_subprocess_ready", pid, reported_pid = p, version = %version);
-                return true;
-            }
-            WorkerMsg::Health(h) => {
-                self.shared.report(h);
-                return true;
-            }
-            WorkerMsg::Event(ev) => ev,
-            WorkerMsg::Raw { recv_ns, text } => {
-                if let Some(tap) = &self.cfg.raw_tap {
-                    tap.offer(recv_ns, &text);
-                }
-                return true;
-            }
-        };
-        match &ev {
-            FeedEvent::Trade(t) => {
-                let tracker = crate::feed::recovery::tracker_for(&mut self.trackers, &t.symbol);
-                if !tracker.observe(&t.id, t.ts_ms) {
-                    self.duplicates += 1;
-                    tracing::debug!(event = "bybit_connector_duplicate_trade", id = %t.id, pid);
-                    return true;
-                }
-            }
-            FeedEvent::Connected {
-                symbols,
-                connection,
-                ..
-            } => {
-                live_since.get_or_insert_with(Instant::now);
-                let now = unix_ms();
-                for s in symbols {
-                    self.covered_ms.entry(s.clone()).or_insert(now);
-                }
-                tracing::info!(
-                    event = "bybit_connector_subprocess_connected",
-                    pid,
-                    connection = *connection,
-                    category = %self.cfg.feed.category,
-                    symbols = %symbols.join(","),
-                    restarts = self.shared.restarts(),
-                );
-            }
-            FeedEvent::GaveUp { .. } => self.gave_up = true,
-            _ => {}
-        }
-        self.shared.observe(&ev);
-        self.emit(ev).await
-    }
-
-    /// Queues an event for the consumer, waiting (and no longer reading the pipe) while the
-    /// bounded queue is full. `false` when the consumer is gone.
-    async fn emit(&self, ev: FeedEvent) -> bool {
-        match self.tx.try_send(ev) {
-            Ok(()) => {}
-            Err(crate::queue::TrySendError::Full(ev)) => {
-                tracing::warn!(
-                    event = "bybit_connector_queue_full",
-                    queue_size = self.tx.max_capacity(),
-                    pid = self.shared.pid().unwrap_or(0),
-                    "consumer is slow; the supervisor stops reading the worker's pipe (the worker waits) instead of dropping"
-                );
-                self.shared.set_consumer_wait(true);
-                let sent = self.tx.send(ev).await;
-                self.shared.set_consumer_wait(false);
-                if sent.is_err() {
-                    return false;
-                }
-            }
-            Err(crate::queue::TrySendError::Closed(_)) => return false,
-        }
-        self.shared.set_queue_size(self.tx.len());
-        true
-    }
-
-    /// Stops a worker's process group: SIGTERM (and SIGCONT, so a stopped worker can act on it),
-    /// then SIGKILL after the grace period; waits until it is reaped.
-    async fn terminate(&self, w: &mut Worker, why: &str) {
-        let pid = w.pid;
-        w.stdin.take();
+    /// Stops a worker that failed or is no longer wanted, waits until it is reaped (and its
+    /// stderr read to the end), and clears it from the status.
+    async fn finish(&self, mut p: Box<Proc>) {
+        let pid = p.pid;
+        p.stdin.take();
         let started = Instant::now();
-        let mut sent = "none";
-        if w.exit.borrow().is_none() {
-            if why == UNRESPONSIVE {
-                // A hung worker is not trusted to shut down: woken by SIGCONT it would judge its
-                // connection by the clock it missed and log a stale exchange that never was.
-                sent = "SIGKILL";
-                killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            } else {
-                sent = "SIGTERM";
-                killpg(pid, nix::sys::signal::Signal::SIGTERM);
-                killpg(pid, nix::sys::signal::Signal::SIGCONT);
+        let why = p.failed.as_ref().map_or("stopped", Failure::name);
+        let mut sent = match &p.failed {
+            Some(Failure::Hung(_)) => "SIGKILL", // killed when judged hung
+            _ if p.exited() => "none",
+            _ => {
+                killpg(pid, Signal::SIGTERM);
+                killpg(pid, Signal::SIGCONT);
+                "SIGTERM"
             }
-        }
+        };
         let grace = Duration::from_secs_f64(self.opts.term_grace_s.clamp(0.0, 600.0));
         // Keep reading (and discarding) its stdout meanwhile, so a worker flushing on its way out
         // never blocks on a full pipe.
-        let frames = &mut w.frames;
-        let exit = &mut w.exit;
+        let stdout = &mut p.stdout;
+        let exit = &mut p.exit;
+        let mut scratch = vec![0u8; 64 * 1024];
         let drained = async {
             let mut open = true;
             loop {
                 tokio::select! {
                     status = exited(exit) => break status,
-                    frame = frames.next(), if open => open = frame.is_some(),
+                    n = stdout.read(&mut scratch), if open => open = matches!(n, Ok(n) if n > 0),
                 }
             }
         };
@@ -566,27 +363,299 @@ impl Supervisor {
             Ok(status) => status,
             Err(_) => {
                 sent = "SIGKILL";
-                killpg(pid, nix::sys::signal::Signal::SIGKILL);
-                exited(&mut w.exit).await
+                killpg(pid, Signal::SIGKILL);
+                exited(&mut p.exit).await
+            }
+        };
+        // Whatever else is in its group goes with it.
+        killpg(pid, Signal::SIGKILL);
+        if sent != "none" {
+            let (exit_code, signal) = describe(&status);
+            tracing::info!(
+                event = "bybit_connector_subprocess_terminated",
+                pid,
+                reason = why,
+                signal_sent = sent,
+                exit_code,
+                signal,
+                waited_ms = started.elapsed().as_millis() as u64,
+            );
+        }
+        if let Some(t) = p.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        let status = &self.shared.worker;
+        if status.pid.load(Relaxed) == pid {
+            status.pid.store(0, Relaxed);
+            status.alive.store(false, Relaxed);
+        }
+    }
+}
+
+/// Why a worker is being stopped.
+#[derive(Debug)]
+enum Failure {
+    /// It died by itself (the reason the connection ended).
+    Died(String),
+    /// It stopped answering.
+    Hung(String),
+    /// It wrote something that is not the pipe protocol.
+    Protocol(String),
+    /// It is no longer wanted.
+    Stopped(&'static str),
+}
+
+impl Failure {
+    fn name(&self) -> &'static str {
+        match self {
+            Failure::Died(_) => "died",
+            Failure::Hung(_) => "unresponsive",
+            Failure::Protocol(_) => "protocol error",
+            Failure::Stopped(why) => why,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Failure::Died(r) | Failure::Hung(r) | Failure::Protocol(r) => r.clone(),
+            Failure::Stopped(why) => why.to_string(),
+        }
+    }
+}
+
+/// One running worker.
+pub(crate) struct Proc {
+    pid: u32,
+    /// Held open for the worker's life: its EOF tells the worker the supervisor is gone.
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::process::ChildStdout,
+    /// Bytes read from stdout, not yet taken as frames.
+    buf: BytesMut,
+    /// Commands being encoded.
+    cmd: BytesMut,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    stderr_task: Option<JoinHandle<()>>,
+    last_heard: Instant,
+    /// Fires at most once per `hung_after`; re-armed from `last_heard`.
+    hung_check: std::pin::Pin<Box<Sleep>>,
+    hung_after: Duration,
+    suspect_after: Duration,
+    shared: Arc<FeedShared>,
+    /// The worker has a connection open (it owes an `Ended`).
+    open: bool,
+    failed: Option<Failure>,
+    label: (String, String),
+}
+
+impl Proc {
+    fn exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// A connection is being opened: the heartbeat is due from now on.
+    fn listen(&mut self) {
+        self.last_heard = Instant::now();
+        self.shared.worker.heard();
+        self.hung_check
+            .as_mut()
+            .reset(self.last_heard + self.hung_after);
+    }
+
+    /// The next frame of the connection, or its end (cancel-safe).
+    pub(crate) async fn next(&mut self) -> Incoming {
+        loop {
+            return match self.recv().await {
+                Ok(Up::Text { recv_ns, text }) => match Utf8Bytes::try_from(text) {
+                    Ok(t) => Incoming::Text(t, recv_ns),
+                    Err(_) => {
+                        self.protocol("a text frame that is not UTF-8");
+                        continue;
+                    }
+                },
+                Ok(Up::Binary { recv_ns, data }) => Incoming::Binary(data.len(), recv_ns),
+                Ok(Up::Other { recv_ns }) => Incoming::Other(recv_ns),
+                Ok(Up::Ended(EndKind::CloseFrame(f))) => Incoming::Closed(Some(f)),
+                Ok(Up::Ended(EndKind::StreamEnded | EndKind::Requested)) => Incoming::Closed(None),
+                Ok(Up::Ended(EndKind::Error(e))) => Incoming::Error(e),
+                Ok(_) => continue,
+                Err(reason) => Incoming::Error(reason),
+            };
+        }
+    }
+
+    /// The next message that is not a heartbeat; `Err` (the reason) once the worker failed.
+    async fn recv(&mut self) -> Result<Up, String> {
+        loop {
+            if let Some(f) = &self.failed {
+                return Err(f.reason());
+            }
+            match pipe::take_up(&mut self.buf) {
+                Ok(Some(Up::Heartbeat)) => continue,
+                Ok(Some(Up::Hello { pid, version })) => {
+                    tracing::info!(event = "bybit_connector_subprocess_ready", pid = self.pid, reported_pid = pid, version = %version);
+                    continue;
+                }
+                Ok(Some(up)) => {
+                    match &up {
+                        Up::Connected => self.open = true,
+                        Up::Ended(_) => self.open = false,
+                        _ => {}
+                    }
+                    return Ok(up);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.protocol(&e.to_string());
+                    continue;
+                }
+            }
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                n = self.stdout.read_buf(&mut self.buf) => match n {
+                    Ok(n) if n > 0 => {
+                        self.last_heard = Instant::now();
+                        self.shared.worker.heard();
+                    }
+                    _ => {
+                        self.died().await;
+                    }
+                },
+                _ = &mut self.hung_check => {
+                    let silent = self.last_heard.elapsed();
+                    if silent >= self.hung_after {
+                        self.hung(silent);
+                    } else {
+                        self.hung_check.as_mut().reset(self.last_heard + self.hung_after);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Its stdout ended: it died (or is about to). Logs the death once its exit status is known.
+    async fn died(&mut self) {
+        let pid = self.pid;
+        let status = match tokio::time::timeout(Duration::from_secs(1), exited(&mut self.exit)).await {
+            Ok(status) => status,
+            Err(_) => {
+                // Closed its stdout yet runs on: no use any more.
+                self.protocol("closed its stdout");
+                return;
             }
         };
         let (exit_code, signal) = describe(&status);
-        tracing::info!(
-            event = "bybit_connector_subprocess_terminated",
+        self.shared.health.error();
+        tracing::error!(
+            event = "bybit_connector_process_died",
             pid,
-            reason = why,
-            signal_sent = sent,
             exit_code,
             signal,
-            waited_ms = started.elapsed().as_millis() as u64,
+            restarts = self.shared.worker.restarts(),
         );
+        self.failed = Some(Failure::Died(format!("worker process {pid} died: {status}")));
     }
 
-    /// Sleeps unless cancelled; `true` if cancelled.
-    async fn sleep(&self, d: Duration) -> bool {
-        tokio::select! {
-            _ = self.cancel.cancelled() => true,
-            _ = tokio::time::sleep(d) => false,
+    fn hung(&mut self, silent: Duration) {
+        let pid = self.pid;
+        tracing::warn!(
+            event = "bybit_connector_subprocess_stale",
+            pid,
+            seconds_since_last_frame = silent.as_secs_f64(),
+            stale_threshold = self.hung_after.as_secs_f64(),
+        );
+        let health = &self.shared.health;
+        health.error();
+        health.stale();
+        self.shared.worker.hung.store(true, Relaxed);
+        // A hung worker is not trusted to shut down: woken by SIGCONT it would act on a clock it
+        // missed.
+        killpg(pid, Signal::SIGKILL);
+        self.failed = Some(Failure::Hung(format!(
+            "worker process {pid} unresponsive for {:.1} s",
+            silent.as_secs_f64()
+        )));
+    }
+
+    fn protocol(&mut self, error: &str) {
+        let pid = self.pid;
+        tracing::error!(event = "bybit_connector_subprocess_protocol_error", pid, error = %error);
+        self.shared.health.error();
+        self.failed = Some(Failure::Protocol(format!(
+            "worker process {pid} broke the pipe protocol: {error}"
+        )));
+    }
+
+    /// Writing its stdin failed: it is dead or dying.
+    async fn fail_write(&mut self, e: std::io::Error) -> String {
+        self.died().await;
+        if self.failed.is_none() {
+            self.protocol(&format!("stdin write failed: {e}"));
         }
+        self.failed.as_ref().map(Failure::reason).unwrap_or_default()
+    }
+
+    async fn send(&mut self, cmd: &Down) -> std::io::Result<()> {
+        self.cmd.clear();
+        pipe::put_down(&mut self.cmd, cmd);
+        match self.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(&self.cmd).await,
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    /// Sends a text frame on the worker's WebSocket.
+    pub(crate) async fn send_text(&mut self, text: String) -> Result<(), String> {
+        if let Some(f) = &self.failed {
+            return Err(f.reason());
+        }
+        match self.send(&Down::Send(text)).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail_write(e).await),
+        }
+    }
+
+    /// Asks the worker to close its connection and discards what the connection still sent,
+    /// up to the worker's confirmation (so the next connection starts clean).
+    pub(crate) async fn close(&mut self, graceful: bool) {
+        if self.failed.is_some() || !self.open {
+            return;
+        }
+        if let Err(e) = self.send(&Down::Close { graceful }).await {
+            self.fail_write(e).await;
+            return;
+        }
+        let confirmed = tokio::time::timeout(self.hung_after.max(Duration::from_secs(2)), async {
+            loop {
+                match self.recv().await {
+                    Ok(Up::Ended(_)) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        if confirmed.is_err() {
+            self.protocol("did not confirm closing its connection");
+        }
+    }
+
+    /// See [`crate::feed::transport::Link::suspect`].
+    pub(crate) fn suspect(&self) -> Option<Duration> {
+        (self.last_heard.elapsed() > self.suspect_after).then_some(self.suspect_after / 2)
+    }
+
+    /// Logs `bybit_connector_subprocess_connected`.
+    pub(crate) fn on_live(&self, connection: u64) {
+        tracing::info!(
+            event = "bybit_connector_subprocess_connected",
+            pid = self.pid,
+            connection,
+            category = %self.label.0,
+            symbols = %self.label.1,
+            restarts = self.shared.worker.restarts(),
+        );
     }
 }

@@ -50,9 +50,9 @@ pub struct ReconnectBody {
     pub action: &'static str,
     /// `process` or `in-process`.
     pub isolation: &'static str,
-    /// What was done: `feed_told` (in-process) or `worker_signalled` (process).
+    /// What was done: `feed_told` (the feed acts on it, in either isolation).
     pub done: &'static str,
-    /// The worker told (process isolation).
+    /// The worker carrying the connection (process isolation).
     pub pid: Option<u32>,
     /// The feed's status when asked (`connected`, `disconnected`, ...).
     pub status_before: String,
@@ -145,23 +145,11 @@ async fn act(
         Action::Reconnect => "drops its connection now, or ends its reconnect backoff wait, and reconnects: it resubscribes, rebuilds its books from fresh snapshots and refills the trades in between from REST",
         Action::Resync => "resubscribes every book topic on its live connection: each book announces a resync and is rebuilt from a fresh snapshot while trades go on",
     };
-    let (done, pid, detail) = match outcome {
-        RequestOutcome::Requested => ("feed_told", None, format!("the feed ({status_before}) {what}")),
-        RequestOutcome::WorkerSignalled { pid } => {
-            let signal = if action == Action::Reconnect { "SIGUSR1" } else { "SIGUSR2" };
-            ("worker_signalled", Some(pid), format!("worker {pid} was told ({signal}): it {what}"))
-        }
-        RequestOutcome::WorkerNotReady => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "worker_starting",
-                format!(
-                    "the {category} feed's worker is starting and opening a fresh connection \
-                     (status {status_before}): nothing to {name} yet, ask again once it is connected"
-                ),
-            ))
-        }
-    };
+    // In either isolation the feed's session runs in this process and acts on the request; in
+    // process isolation its connection is carried by worker `pid` (kept, not replaced).
+    let RequestOutcome::Requested = outcome;
+    let pid = monitor.pid();
+    let (done, detail) = ("feed_told", format!("the feed ({status_before}) {what}"));
     tracing::info!(
         event,
         category = %category,

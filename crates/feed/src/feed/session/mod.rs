@@ -178,6 +178,8 @@ pub struct Session {
     covered_ms: HashMap<String, u64>,
     conn: Conn,
     actions: VecDeque<Action>,
+    /// Test hook: a frame containing this panics ([`FeedConfig::test_panic_on`]).
+    panic_on: Option<String>,
 }
 
 impl Session {
@@ -193,7 +195,14 @@ impl Session {
                 ..Conn::default()
             },
             actions: VecDeque::new(),
+            panic_on: None,
         }
+    }
+
+    /// Test hook: a text frame containing `marker` panics in [`Session::on_text`].
+    #[doc(hidden)]
+    pub fn panic_on(&mut self, marker: Option<String>) {
+        self.panic_on = marker;
     }
 
     /// Continues a tape another feed delivered: for each symbol, the Unix ms up to which the
@@ -311,6 +320,11 @@ impl Session {
     pub fn on_text(&mut self, text: &str, now: Now, books: &Books) {
         if self.conn.closed {
             return;
+        }
+        if let Some(marker) = &self.panic_on {
+            if text.contains(marker.as_str()) {
+                panic!("test hook: a frame containing {marker:?}");
+            }
         }
         match decode(text) {
             Ok(Frame::Trades(t)) => self.on_trades(t, now),
