@@ -235,6 +235,48 @@ async fn malformed_frames_are_counted_and_skipped() {
     rig.stop().await;
 }
 
+/// A panic while the session handles one frame (a decoder bug, injected by the test hook on the
+/// frames the `malformed` fault sends) is contained: each such frame is reported as malformed,
+/// counted and skipped, the connection goes on, and the tape and book stay exact. In process
+/// isolation the session runs in the supervisor, so this is what keeps the service up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_handling_a_frame_is_counted_and_skipped() {
+    let sim = hft_connector::sim::Simulator::start(feed_common::sim_config(Category::Linear))
+        .await
+        .expect("simulator starts");
+    let mut cfg = feed_common::feed_config(&sim, Category::Linear);
+    // Only the `malformed` fault's frames carry a fill time of 1.
+    cfg.test_panic_on = Some(r#""T":1,"s""#.to_string());
+    let rig = Rig::with(sim, cfg, Category::Linear).await;
+    rig.until_flowing().await;
+    let before = rig.shared.health.snapshot().error_count;
+    let mark = rig.len();
+    assert!(
+        rig.sim
+            .inject(FaultRequest::new(FaultKind::Malformed).count(2))
+            .applied
+    );
+    let panicked = |e: &FeedEvent| {
+        matches!(e, FeedEvent::Malformed { error } if error.starts_with("panic while handling a frame: test hook"))
+    };
+    let (i, _) = rig.wait_for(mark, RECOVER, "the first panic", panicked).await;
+    rig.wait_for(i + 1, RECOVER, "the second panic", panicked)
+        .await;
+    rig.until_live_trade_after(mark).await;
+    rig.quiesce().await;
+    assert_eq!(rig.count(panicked), 2, "{:?}", rig.summary());
+    rig.until_health("the panics counted", |h| h.error_count >= before + 2)
+        .await;
+    assert_eq!(
+        rig.count(|e| matches!(e, FeedEvent::Disconnected { .. })),
+        0,
+        "the connection goes on"
+    );
+    rig.assert_tape_complete();
+    rig.assert_book_matches();
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_subscription_is_loud_then_heals() {
     let rig = Rig::start(Category::Linear).await;
