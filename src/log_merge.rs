@@ -170,7 +170,10 @@ mod tests {
             let _l = hft_feed::lines::line_span(0).entered();
             let _w = tracing::info_span!(hft_feed::worker::WORKER_SPAN, pid = 4242u32).entered();
             tracing::info!(event = "bybit_connector_connected", connection = 1);
-            tracing::info!(event = "bybit_connector_subprocess_connected", pid = 4242u32);
+            tracing::info!(
+                event = "bybit_connector_subprocess_connected",
+                pid = 4242u32
+            );
         });
         assert_eq!(got[0]["pid"], 4242);
         assert_eq!(got[0]["line"], "a");

@@ -256,10 +256,10 @@ async fn a_panic_while_handling_a_frame_is_counted_and_skipped() {
             .inject(FaultRequest::new(FaultKind::Malformed).count(2))
             .applied
     );
-    let panicked = |e: &FeedEvent| {
-        matches!(e, FeedEvent::Malformed { error } if error.starts_with("panic while handling a frame: test hook"))
-    };
-    let (i, _) = rig.wait_for(mark, RECOVER, "the first panic", panicked).await;
+    let panicked = |e: &FeedEvent| matches!(e, FeedEvent::Malformed { error } if error.starts_with("panic while handling a frame: test hook"));
+    let (i, _) = rig
+        .wait_for(mark, RECOVER, "the first panic", panicked)
+        .await;
     rig.wait_for(i + 1, RECOVER, "the second panic", panicked)
         .await;
     rig.until_live_trade_after(mark).await;

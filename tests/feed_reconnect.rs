@@ -137,7 +137,11 @@ async fn resync_on_request(isolation: Isolation) {
     let mark = rig.len();
     let outcome = rig.monitor().resync("test: fresh books");
     assert_eq!(outcome, RequestOutcome::Requested);
-    assert_eq!(pid.is_some(), isolation == Isolation::Process, "a worker runs in process isolation");
+    assert_eq!(
+        pid.is_some(),
+        isolation == Isolation::Process,
+        "a worker runs in process isolation"
+    );
     let (i, _) = rig
         .wait_for(mark, GUARD, "the requested resync", |e| {
             matches!(

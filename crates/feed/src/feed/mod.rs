@@ -142,7 +142,9 @@ impl Feed {
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone(), transport)?;
         runner.session.resume(covered_ms);
         runner.session.panic_on(panic_on);
-        tokio::spawn(log_health(shared.clone(), cancel.clone(), log_every, label).in_current_span());
+        tokio::spawn(
+            log_health(shared.clone(), cancel.clone(), log_every, label).in_current_span(),
+        );
         // The caller's span (e.g. an A/B line's `feed_line`) names every event the feed logs.
         let task = tokio::spawn(runner.run().in_current_span());
         Ok(FeedHandle {

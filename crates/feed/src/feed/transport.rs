@@ -112,9 +112,11 @@ impl Link {
                     Some(Err(e)) => Incoming::Error(e.to_string()),
                     Some(Ok(Message::Text(t))) => Incoming::Text(t, recv_ns),
                     Some(Ok(Message::Binary(b))) => Incoming::Binary(b.len(), recv_ns),
-                    Some(Ok(Message::Close(frame))) => {
-                        Incoming::Closed(Some(frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default()))
-                    }
+                    Some(Ok(Message::Close(frame))) => Incoming::Closed(Some(
+                        frame
+                            .map(|f| format!("{} {}", f.code, f.reason))
+                            .unwrap_or_default(),
+                    )),
                     Some(Ok(_)) => Incoming::Other(recv_ns),
                 }
             }
@@ -125,7 +127,10 @@ impl Link {
     /// Sends a text frame.
     pub(crate) async fn send(&mut self, text: String) -> Result<(), String> {
         match self {
-            Link::Ws { sink, .. } => sink.send(Message::text(text)).await.map_err(|e| e.to_string()),
+            Link::Ws { sink, .. } => sink
+                .send(Message::text(text))
+                .await
+                .map_err(|e| e.to_string()),
             Link::Worker(proc) => proc.send_text(text).await,
         }
     }

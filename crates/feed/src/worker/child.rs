@@ -45,6 +45,9 @@ const BURST_BYTES: usize = 64 * 1024;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// A connection being opened.
+type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ws, String>>>>;
+
 /// What the supervisor passes to a worker (JSON, in the `HFT_FEED_WORKER` environment variable or
 /// `hft-connector worker --config-json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,7 +154,7 @@ impl Out {
 /// The socket's state.
 #[derive(Default)]
 struct Socket {
-    connecting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ws, String>>>>>,
+    connecting: Option<Connecting>,
     sink: Option<SplitSink<Ws, Message>>,
     stream: Option<SplitStream<Ws>>,
 }
@@ -169,9 +172,7 @@ async fn next_of(stream: &mut Option<SplitStream<Ws>>) -> Option<Result<Message,
     }
 }
 
-async fn connected(
-    connecting: &mut Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ws, String>>>>>,
-) -> Result<Ws, String> {
+async fn connected(connecting: &mut Option<Connecting>) -> Result<Ws, String> {
     match connecting {
         Some(f) => f.await,
         None => std::future::pending().await,
@@ -193,9 +194,11 @@ fn forward(out: &mut BytesMut, msg: Option<Result<Message, String>>, c: &mut Cou
             pipe::put_up(out, &Up::Binary { recv_ns, data });
             return false;
         }
-        Some(Ok(Message::Close(frame))) => {
-            EndKind::CloseFrame(frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default())
-        }
+        Some(Ok(Message::Close(frame))) => EndKind::CloseFrame(
+            frame
+                .map(|f| format!("{} {}", f.code, f.reason))
+                .unwrap_or_default(),
+        ),
         Some(Ok(_)) => {
             pipe::put_up(out, &Up::Other { recv_ns });
             return false;
@@ -236,7 +239,8 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
     let stats_every = Duration::from_secs_f64(cfg.stats_interval_s.clamp(0.01, 86_400.0));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
+    let mut stats =
+        tokio::time::interval_at(tokio::time::Instant::now() + stats_every, stats_every);
     let mut out = BytesMut::with_capacity(BURST_BYTES + 16 * 1024);
     pipe::put_up(
         &mut out,
@@ -269,7 +273,10 @@ pub async fn run(cfg: WorkerConfig) -> ExitCode {
             if let Some(n) = panic_after {
                 if c.frames >= n {
                     std::thread::sleep(Duration::from_millis(20));
-                    panic!("{PANIC_AFTER_ENV}={n}: test-hook panic after {} frames", c.frames);
+                    panic!(
+                        "{PANIC_AFTER_ENV}={n}: test-hook panic after {} frames",
+                        c.frames
+                    );
                 }
             }
         }
@@ -352,7 +359,10 @@ async fn command(cmd: Down, sock: &mut Socket, out: &mut BytesMut) {
         Down::Connect { timeout_ms, url } => {
             if sock.busy() {
                 // One connection at a time: the supervisor closes before it connects again.
-                pipe::put_up(out, &Up::ConnectFailed("a connection is already open".into()));
+                pipe::put_up(
+                    out,
+                    &Up::ConnectFailed("a connection is already open".into()),
+                );
                 return;
             }
             let timeout = Duration::from_millis(timeout_ms.max(1));
@@ -404,7 +414,11 @@ fn watch_exit_signals(stop: CancellationToken, reason: Reason) -> std::io::Resul
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        log("INFO", "bybit_connector_worker_signal", json!({"signal": name}));
+        log(
+            "INFO",
+            "bybit_connector_worker_signal",
+            json!({"signal": name}),
+        );
         reason.set(name);
         stop.cancel();
     });
@@ -478,7 +492,11 @@ mod tests {
     fn frames_go_up_byte_for_byte_and_an_end_is_reported_once() {
         let mut out = BytesMut::new();
         let mut c = Counters::default();
-        assert!(!forward(&mut out, Some(Ok(Message::text("{\"a\":1}"))), &mut c));
+        assert!(!forward(
+            &mut out,
+            Some(Ok(Message::text("{\"a\":1}"))),
+            &mut c
+        ));
         assert!(forward(&mut out, None, &mut c));
         match pipe::take_up(&mut out).unwrap() {
             Some(Up::Text { text, recv_ns }) => {

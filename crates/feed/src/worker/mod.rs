@@ -39,10 +39,9 @@
 //! worker:
 //!
 //! ```no_run
-//! fn main() {
-//!     hft_feed::worker::main(); // in a worker process: runs the worker and exits
-//!     // ... the program itself, e.g. a `FeedSource` with `Isolation::Process`
-//! }
+//! // First thing in `main`: in a worker process this runs the worker and exits.
+//! hft_feed::worker::main();
+//! // ... the program itself, e.g. a `FeedSource` with `Isolation::Process`
 //! ```
 //!
 //! # Layout
@@ -88,10 +87,7 @@ pub fn main() {
     let Some(json) = std::env::var_os(WORKER_ENV) else {
         return;
     };
-    let code = match json
-        .to_str()
-        .map(serde_json::from_str::<WorkerConfig>)
-    {
+    let code = match json.to_str().map(serde_json::from_str::<WorkerConfig>) {
         Some(Ok(cfg)) => {
             if run(cfg) == ExitCode::SUCCESS {
                 0

@@ -250,11 +250,17 @@ pub fn take_up(buf: &mut BytesMut) -> Result<Option<Up>, PipeError> {
     Ok(Some(match kind {
         TEXT => {
             let recv_ns = stamped(&mut body)?;
-            Up::Text { recv_ns, text: body }
+            Up::Text {
+                recv_ns,
+                text: body,
+            }
         }
         BINARY => {
             let recv_ns = stamped(&mut body)?;
-            Up::Binary { recv_ns, data: body }
+            Up::Binary {
+                recv_ns,
+                data: body,
+            }
         }
         OTHER => Up::Other {
             recv_ns: stamped(&mut body)?,

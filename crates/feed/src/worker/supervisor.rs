@@ -150,10 +150,7 @@ impl Pump {
             suspect_after: heartbeat.mul_f64(2.5),
             opts,
             shared,
-            label: (
-                cfg.feed.category.to_string(),
-                cfg.feed.symbols.join(","),
-            ),
+            label: (cfg.feed.category.to_string(), cfg.feed.symbols.join(",")),
             proc: None,
         })
     }
@@ -167,7 +164,11 @@ impl Pump {
     }
 
     /// Opens a connection through the current worker, starting one first if none runs.
-    pub(crate) async fn connect(&mut self, url: &str, timeout: Duration) -> Result<Box<Proc>, String> {
+    pub(crate) async fn connect(
+        &mut self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Box<Proc>, String> {
         let mut proc = match self.proc.take() {
             Some(p) if !p.exited() => p,
             Some(mut p) => {
@@ -306,8 +307,7 @@ impl Pump {
             }
             let _ = exit_tx.send(Some(status.unwrap_or_else(|_| failed_status())));
         });
-        let stderr_task =
-            tokio::spawn(super::stderr::pump_stderr(pid, stderr).in_current_span());
+        let stderr_task = tokio::spawn(super::stderr::pump_stderr(pid, stderr).in_current_span());
         let hung_after = self.hung_after;
         Ok(Box::new(Proc {
             pid,
@@ -538,14 +538,15 @@ impl Proc {
     /// Its stdout ended: it died (or is about to). Logs the death once its exit status is known.
     async fn died(&mut self) {
         let pid = self.pid;
-        let status = match tokio::time::timeout(Duration::from_secs(1), exited(&mut self.exit)).await {
-            Ok(status) => status,
-            Err(_) => {
-                // Closed its stdout yet runs on: no use any more.
-                self.protocol("closed its stdout");
-                return;
-            }
-        };
+        let status =
+            match tokio::time::timeout(Duration::from_secs(1), exited(&mut self.exit)).await {
+                Ok(status) => status,
+                Err(_) => {
+                    // Closed its stdout yet runs on: no use any more.
+                    self.protocol("closed its stdout");
+                    return;
+                }
+            };
         let (exit_code, signal) = describe(&status);
         self.shared.health.error();
         tracing::error!(
@@ -555,7 +556,9 @@ impl Proc {
             signal,
             restarts = self.shared.worker.restarts(),
         );
-        self.failed = Some(Failure::Died(format!("worker process {pid} died: {status}")));
+        self.failed = Some(Failure::Died(format!(
+            "worker process {pid} died: {status}"
+        )));
     }
 
     fn hung(&mut self, silent: Duration) {
@@ -594,7 +597,10 @@ impl Proc {
         if self.failed.is_none() {
             self.protocol(&format!("stdin write failed: {e}"));
         }
-        self.failed.as_ref().map(Failure::reason).unwrap_or_default()
+        self.failed
+            .as_ref()
+            .map(Failure::reason)
+            .unwrap_or_default()
     }
 
     async fn send(&mut self, cmd: &Down) -> std::io::Result<()> {
