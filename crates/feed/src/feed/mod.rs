@@ -12,7 +12,7 @@
 //! - [`control`]: operator requests to a running feed (reconnect now).
 //! - [`connection`]: the async shell around a session: moves bytes, stamps times, sleeps until the
 //!   next deadline, fetches from REST and routes events.
-//! - [`transport`]: what carries the bytes: this process's WebSocket, or a worker process's
+//! - `transport`: what carries the bytes: this process's WebSocket, or a worker process's
 //!   ([`crate::worker`]); everything above it is the same code in both isolations.
 //! - this file: [`Feed::spawn`], the reconnect loop and [`FeedHandle`].
 

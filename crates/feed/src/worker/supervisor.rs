@@ -1,6 +1,6 @@
-//! The supervisor side of process isolation: [`Pump`] starts, watches, stops and replaces the worker
-//! process whose WebSocket carries the feed's connection; [`Proc`] is one running worker, read and
-//! written by the feed's ordinary connection shell ([`crate::feed::transport::Link`]).
+//! The supervisor side of process isolation: `Pump` starts, watches, stops and replaces the worker
+//! process whose WebSocket carries the feed's connection; `Proc` is one running worker, read and
+//! written by the feed's ordinary connection shell (`feed::transport::Link`).
 //!
 //! - The worker runs in its own process group, its stdin and stdout are the pipes of
 //!   [`super::pipe`], its stderr is read line by line into `bybit_connector_subprocess_stderr`.
