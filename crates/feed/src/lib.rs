@@ -3,10 +3,11 @@
 //! # Layout
 //! - [`feed`]: the live feed (connection state machine, heartbeat, stale detection,
 //!   resubscription, book resync, REST trade gap-fill) and its health.
-//! - [`worker`]: worker-process isolation: the feed in a supervised child process (framing, worker,
-//!   supervisor with exit tracking, stderr capture, hang detection and restarts).
+//! - [`worker`]: process isolation: the socket in a supervised worker process, a byte pump, while
+//!   the session runs here (the pipes, the worker, the supervisor with exit tracking, stderr
+//!   capture, hang detection and restarts; [`worker::main`] for programs hosting their workers).
 //! - [`lines`]: A/B line arbitration: one feed over two redundant lines, merged.
-//! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
+//! - [`forwarded`]: fields carried verbatim in one log field and lifted to top level.
 //! - [`conn_budget`]: the machine-wide connection budget per exchange address (all feeds and workers).
 //! - [`busy_poll`]: `feed.busy_poll_us`, polling instead of sleeping while data flows.
 //! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.

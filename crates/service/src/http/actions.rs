@@ -2,14 +2,14 @@
 //!
 //! - `POST /api/feeds/{category}/reconnect`: that category's feed drops its exchange connection
 //!   now and reconnects the normal way (resubscribe, fresh book snapshots, REST trade gap-fill);
-//!   in process isolation its worker is told (SIGUSR1) and keeps running. Answers 202 with what
-//!   was done, 404 for a category the service does not run, 409 when a worker has just started
-//!   and is still opening its connection (nothing to drop yet). An optional `reason` (query
+//!   in either isolation the feed's session (in this process) acts on it, in process isolation
+//!   through the same worker. Answers 202 with what was done, 404 for a category the service does
+//!   not run. An optional `reason` (query
 //!   parameter or JSON body `{"reason": "..."}`) is logged with the caller's address as
 //!   `bybit_connector_reconnect_requested`.
 //! - `POST /api/feeds/{category}/resync`: that category's live connection resubscribes its book
-//!   topics for fresh snapshots (the connection and the trade tape go on); in process isolation
-//!   the worker is told (SIGUSR2). 202, 404 as above, 409 when the feed is not connected (a new
+//!   topics for fresh snapshots (the connection and the trade tape go on). 202, 404 as above,
+//!   409 when the feed is not connected (a new
 //!   connection starts from fresh snapshots anyway). Logged as `bybit_connector_resync_requested`.
 
 use std::net::SocketAddr;
