@@ -6,6 +6,12 @@
 //! (each cell run ROUNDS times, default 3, seeds 1..=ROUNDS: median times, summed counts); a third
 //! argument keeps only the fault kinds whose name contains it (e.g. `slow`).
 //! The worker executable is `hft-connector` next to `examples/` (build it first: `cargo build`).
+//!
+//! The last column (issue 28) is a stop during the fault: on another fresh simulator and feed,
+//! the fault is injected, and once the feed noticed it (at most 300 ms later for `slow`, which
+//! breaks nothing) `FeedSource::shutdown` is called while the fault is still in force; the
+//! column is the longest of the rounds' shutdowns (a worker's included: SIGTERM, SIGKILL after
+//! its 2 s grace period). A shutdown longer than [`STOP_BOUND`] counts as a failure.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -22,6 +28,9 @@ const SYMBOL: &str = "BTCUSDT";
 /// Stale threshold (s); pings every 0.5 s, pong timeout 0.5 s.
 const STALE_S: f64 = 1.0;
 const WAIT: Duration = Duration::from_secs(30);
+/// The longest a feed's shutdown during a fault may take (the service's default
+/// `shutdown_timeout_s` is 10 s, and a feed is one of the things it stops).
+const STOP_BOUND: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Case {
@@ -274,6 +283,71 @@ async fn run_case(
     })
 }
 
+/// Starts a fresh simulator and feed, injects the fault and shuts the feed down while the fault
+/// is in force; returns how long the shutdown took.
+async fn stop_case(
+    case: Case,
+    isolation: Isolation,
+    worker: &std::path::Path,
+    seed: u64,
+) -> anyhow::Result<Duration> {
+    let sim = Simulator::start(SimConfig {
+        symbols: vec![SYMBOL.into()],
+        categories: vec![Category::Linear],
+        rate: 300.0,
+        ..SimConfig::for_tests(seed)
+    })
+    .await?;
+    let mut cfg = FeedConfig::new(
+        &format!("ws://{}/v5/public", sim.addr()),
+        &sim.rest_url(),
+        Category::Linear,
+        &[SYMBOL],
+    )
+    .with_fast_timers(STALE_S);
+    cfg.feed.depth = 50;
+    let mut feed = FeedSource::spawn_with(cfg, isolation, WorkerOptions::with_program(worker))?;
+    let mut trades = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while !feed.is_connected() {
+        if next_event(&mut feed, &mut trades, deadline).await.is_none() {
+            anyhow::bail!("{}: never connected", case.name());
+        }
+    }
+    match case {
+        Case::WorkerKill | Case::WorkerStop => {
+            let pid = feed.pid().ok_or_else(|| anyhow::anyhow!("no worker pid"))?;
+            let sig = if case == Case::WorkerKill {
+                nix::sys::signal::Signal::SIGKILL
+            } else {
+                nix::sys::signal::Signal::SIGSTOP
+            };
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), sig)?;
+        }
+        Case::Sim(_) | Case::ShortStall => {
+            for f in case.requests() {
+                sim.inject(f);
+            }
+        }
+    }
+    // Noticed (the fault is then still in force: timed ones last longer than detection takes).
+    let noticed_by = Instant::now()
+        + match case {
+            Case::Sim(FaultKind::Slow) => Duration::from_millis(300),
+            _ => WAIT,
+        };
+    while let Some(ev) = next_event(&mut feed, &mut trades, noticed_by).await {
+        if case.detected(&ev) {
+            break;
+        }
+    }
+    let t0 = Instant::now();
+    feed.shutdown().await;
+    let took = t0.elapsed();
+    sim.shutdown().await;
+    Ok(took)
+}
+
 fn ms(d: Option<Duration>) -> String {
     d.map_or("n/a".into(), |d| {
         format!("{:.0} ms", d.as_secs_f64() * 1000.0)
@@ -301,8 +375,8 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|p| p.parent())
         .map(|p| p.join("hft-connector"))
         .ok_or_else(|| anyhow::anyhow!("cannot locate hft-connector"))?;
-    println!("| fault | isolation | detected after (median) | data again after (median) | journal trades | lost | duplicated | book = truth |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| fault | isolation | detected after (median) | data again after (median) | journal trades | lost | duplicated | book = truth | stop during this fault (max) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut failures = 0;
     for isolation in modes {
         for case in cases(isolation) {
@@ -310,8 +384,10 @@ async fn main() -> anyhow::Result<()> {
                 continue;
             }
             let mut rows = Vec::new();
+            let mut stop = Duration::ZERO;
             for seed in 1..=rounds {
                 rows.push(run_case(case, isolation, &worker, seed).await?);
+                stop = stop.max(stop_case(case, isolation, &worker, seed).await?);
             }
             let median = |f: &dyn Fn(&Row) -> Option<Duration>| {
                 let mut v: Vec<Duration> = rows.iter().filter_map(f).collect();
@@ -321,14 +397,15 @@ async fn main() -> anyhow::Result<()> {
             let sum = |f: &dyn Fn(&Row) -> usize| rows.iter().map(f).sum::<usize>();
             let (lost, duplicated) = (sum(&|r| r.lost), sum(&|r| r.duplicated));
             let equal = rows.iter().filter(|r| r.book_equal).count();
-            failures += usize::from(lost > 0 || duplicated > 0 || equal < rows.len());
+            failures +=
+                usize::from(lost > 0 || duplicated > 0 || equal < rows.len() || stop > STOP_BOUND);
             let again = if case == Case::Sim(FaultKind::Slow) {
                 "n/a (no outage)".to_string()
             } else {
                 ms(median(&|r| r.data_again))
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 case.name(),
                 isolation.as_str(),
                 ms(median(&|r| r.detected)),
@@ -336,13 +413,14 @@ async fn main() -> anyhow::Result<()> {
                 sum(&|r| r.journal),
                 lost,
                 duplicated,
-                format_args!("{equal}/{}", rows.len())
+                format_args!("{equal}/{}", rows.len()),
+                ms(Some(stop)),
             );
         }
     }
     anyhow::ensure!(
         failures == 0,
-        "{failures} cases lost or duplicated a trade or ended with a wrong book"
+        "{failures} cases lost or duplicated a trade, ended with a wrong book or took longer than {STOP_BOUND:?} to stop"
     );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //!   isolation, on tokio.
 //! - `hft-sim` ([`sim`]): the Bybit V5 simulator with ground truth and fault injection (a testkit).
 //! - `hft-service` ([`config`], [`service`], [`http`], [`store`], [`app`], [`terminal`],
-//!   [`sinks`], [`record`]): the `run` service.
+//!   [`sinks`], [`record`], [`shutdown`]): the `run` service.
 //! - this crate: [`cli`] (one module per subcommand), [`logging`] (JSON log lines with stable
 //!   event names, or human lines on a terminal), [`log_merge`] (worker events' fields lifted to
 //!   top level), [`pretty`] (the human line) and [`convert`] (recordings and archives into
@@ -16,7 +16,9 @@
 
 pub use hft_core::{backfill, backoff, book, candles, normalized, normalizer, protocol, ratelimit};
 pub use hft_feed::{feed, lines, source, worker};
-pub use hft_service::{app, budget, config, http, record, service, sinks, store, terminal};
+pub use hft_service::{
+    app, budget, config, http, record, service, shutdown, sinks, store, terminal,
+};
 pub use hft_sim as sim;
 
 pub mod cli;

@@ -300,6 +300,79 @@ async fn refuse_rejects_new_connections_for_a_while() {
 }
 
 #[tokio::test]
+async fn blackhole_accepts_new_connections_and_never_answers_them() {
+    let sim = paused(31).await;
+    let mut open = subscribed(&sim, Category::Linear, &["publicTrade.BTCUSDT"]).await;
+    let r = sim.inject(FaultRequest::new(FaultKind::Blackhole).seconds(600.0));
+    assert!(r.applied, "{r:?}");
+    let url = sim.ws_url(Category::Linear);
+    // The handshake is never answered (nor refused).
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio_tungstenite::connect_async(&url)
+        )
+        .await
+        .is_err(),
+        "a new WebSocket hangs"
+    );
+    let rest = tokio::spawn(reqwest::get(format!("{}/v5/market/time", sim.rest_url())));
+    // The controls answer at once (a hang guard far below the fault's 600 s), and show what is held.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let stats: serde_json::Value = client
+            .get(format!("{}/sim/stats", sim.rest_url()))
+            .send()
+            .await
+            .expect("/sim/* reachable during blackhole")
+            .json()
+            .await
+            .unwrap();
+        if stats["connections_held"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing held: {stats}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!rest.is_finished(), "REST is not answered either");
+    assert!(
+        pong_within(&mut open, GUARD).await.is_some(),
+        "open ones live"
+    );
+    // Ended early by a new one of 0 s: what was held is let go, new connections are served.
+    sim.inject(FaultRequest::new(FaultKind::Blackhole).seconds(0.0));
+    let _ = tokio::time::timeout(GUARD, rest).await.expect("let go");
+    tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("served again");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rest_error_hangs_are_counted_as_held_by_path() {
+    let sim = paused(32).await;
+    sim.inject(FaultRequest::new(FaultKind::RestError).seconds(600.0));
+    let url = format!(
+        "{}/v5/market/kline?category=linear&symbol=BTCUSDT&interval=1",
+        sim.rest_url()
+    );
+    let hung = tokio::spawn(reqwest::get(url));
+    let deadline = Instant::now() + GUARD;
+    while sim.stats().rest_held.get("/v5/market/kline") != Some(&1) {
+        assert!(Instant::now() < deadline, "{:?}", sim.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sim.stats().rest_faulted, 1);
+    hung.abort();
+    // The simulator's stop lets it go.
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn rest_error_answers_the_status_or_times_out() {
     let sim = paused(28).await;
     let url = format!("{}/v5/market/time", sim.rest_url());

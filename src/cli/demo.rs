@@ -39,6 +39,10 @@ pub struct DemoArgs {
         default_value = "auto"
     )]
     pub log_format: crate::terminal::LogFormat,
+    /// How long the stop (Ctrl-C, SIGTERM) may take before the process exits non-zero anyway
+    /// (`[service] shutdown_timeout_s`, default 10).
+    #[arg(long, value_name = "S")]
+    pub shutdown_timeout_s: Option<f64>,
 }
 
 /// Prints a line of the demo's narration on stdout, above the backfill bars.
@@ -101,6 +105,8 @@ pub fn main(args: DemoArgs) -> ExitCode {
         }
     };
     crate::logging::init_to(args.log_format, std::sync::Mutex::new(log));
+    // Before anything else: Ctrl-C while starting stops the demo cleanly, a second one at once.
+    let signals = crate::shutdown::Signals::install();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -108,18 +114,26 @@ pub fn main(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        match demo(args, log_path).await {
+    let code = runtime.block_on(async move {
+        match demo(args, log_path, &signals).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hft-connector demo: {e}");
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    runtime.shutdown_timeout(crate::cli::EXIT_GRACE);
+    // No worker outlives the process (one a line restart was still stopping, say).
+    crate::shutdown::kill_children();
+    code
 }
 
-async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
+async fn demo(
+    args: DemoArgs,
+    log_path: PathBuf,
+    signals: &crate::shutdown::Signals,
+) -> anyhow::Result<()> {
     let sim = Simulator::start(SimConfig {
         listen: "127.0.0.1:0".parse()?,
         symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
@@ -139,6 +153,7 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
         isolation: Some(args.isolation),
         lines: args.lines,
         backfill_days: Some(2.0),
+        shutdown_timeout_s: args.shutdown_timeout_s,
         ..Overrides::default()
     };
     let mut cfg = ServiceConfig::load(&overrides, std::env::vars())?;
@@ -153,7 +168,18 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
     cfg.backfill.chunk_limit = 120;
     cfg.backfill.requests_per_window = 6;
     cfg.backfill.window_s = 1.0;
-    let running = crate::cli::run::start_service(cfg).await?;
+    let timeout = cfg.service.shutdown_timeout();
+    signals.set_bound(timeout);
+    let running = match crate::app::start_service_until(cfg, signals.token()).await {
+        Ok(r) => r,
+        Err(crate::service::runner::ServiceError::Stopped) => {
+            sim.shutdown().await;
+            println!("stopped cleanly");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    signals.watch(running.tasks());
     let url = format!("http://{}/", running.addr);
     say!("hft-connector demo");
     say!("  dashboard:  {url}");
@@ -178,7 +204,7 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
     let mut i = 0usize;
     loop {
         tokio::select! {
-            _ = crate::service::runner::shutdown_signal() => break,
+            _ = signals.first() => break,
             _ = running.ended() => break,
             _ = tick.tick() => {
                 let step = &steps[i % steps.len()];
@@ -192,10 +218,20 @@ async fn demo(args: DemoArgs, log_path: PathBuf) -> anyhow::Result<()> {
         }
     }
     say!("stopping...");
-    running.stop();
-    running.wait().await?;
-    sim.shutdown().await;
+    signals.stopping();
+    // The service and the simulator stop side by side, within the bound.
+    let tasks = crate::shutdown::Tasks::new();
+    signals.watch(&tasks);
+    let (service, simulator) = tokio::join!(
+        running.shutdown(),
+        crate::shutdown::bounded(timeout, &tasks, tasks.track("simulator", sim.shutdown())),
+    );
     crate::terminal::bars::clear();
+    if let Err(e) = service {
+        crate::shutdown::kill_children();
+        return Err(e.into());
+    }
+    simulator?;
     println!("stopped cleanly");
     Ok(())
 }

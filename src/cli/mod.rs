@@ -14,3 +14,7 @@ pub mod status_table;
 pub mod stream;
 pub mod tail;
 pub mod worker;
+
+/// How long a command waits, after its (bounded) stop, for tasks it abandoned before the process
+/// exits anyway.
+pub const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);

@@ -62,9 +62,16 @@ pub struct RunArgs {
     /// Record every raw frame under DIR (turns on `[sinks.record]`, setting its `dir`).
     #[arg(long, value_name = "DIR")]
     pub record_dir: Option<PathBuf>,
+    /// How long a stop (SIGTERM, Ctrl-C) may take before what is left is abandoned and the
+    /// process exits non-zero (`[service] shutdown_timeout_s`, default 10).
+    #[arg(long, value_name = "S")]
+    pub shutdown_timeout_s: Option<f64>,
 }
 
-/// Runs the service until Ctrl-C / SIGTERM.
+/// Runs the service until Ctrl-C / SIGTERM, then stops it within `[service] shutdown_timeout_s`.
+/// Exit status: 0 after a clean stop, 1 after a failure or a stop that did not complete in time
+/// (`service_shutdown_incomplete`), 2 for a bad configuration, 128 + the signal's number when a
+/// second signal cut the stop short.
 pub fn main(args: RunArgs) -> ExitCode {
     let cfg = match crate::config::ServiceConfig::load(&args.overrides(), std::env::vars()) {
         Ok(c) => c,
@@ -74,6 +81,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     };
     crate::logging::init(cfg.log.format());
+    // Before anything else: a signal while starting is a clean stop, not a kill.
+    let signals = crate::shutdown::Signals::install();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -81,18 +90,28 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let result = serve(cfg).await;
+    let code = runtime.block_on(async move {
+        let result = hft_service::app::serve_with(cfg, &signals).await;
         crate::terminal::bars::clear();
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!(event = "service_failed", error = %e);
+                if !matches!(
+                    e,
+                    hft_service::service::runner::ServiceError::ShutdownIncomplete(_)
+                ) {
+                    tracing::error!(event = "service_failed", error = %e);
+                }
                 eprintln!("hft-connector run: {e}");
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Whatever was abandoned (a blocking write, a hung request) must not hold the exit up.
+    runtime.shutdown_timeout(crate::cli::EXIT_GRACE);
+    // No worker outlives the process (one a line restart was still stopping, say).
+    crate::shutdown::kill_children();
+    code
 }
 
 impl RunArgs {
@@ -115,6 +134,7 @@ impl RunArgs {
             log_format: self.log_format,
             nats: self.nats.overrides(),
             record_dir: self.record_dir.clone(),
+            shutdown_timeout_s: self.shutdown_timeout_s,
         }
     }
 }

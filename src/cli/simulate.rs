@@ -49,6 +49,14 @@ pub struct SimulateArgs {
         default_value = "auto"
     )]
     pub log_format: crate::terminal::LogFormat,
+    /// How long a stop (SIGTERM, Ctrl-C) may take before the process exits non-zero anyway.
+    #[arg(
+        long,
+        value_name = "S",
+        env = "HFT_CONNECTOR_SERVICE_SHUTDOWN_TIMEOUT_S",
+        default_value_t = crate::shutdown::DEFAULT_TIMEOUT_S
+    )]
+    pub shutdown_timeout_s: f64,
 }
 
 fn parse_symbol(s: &str) -> Result<String, String> {
@@ -68,6 +76,9 @@ fn parse_category(s: &str) -> Result<Category, String> {
 impl SimulateArgs {
     /// The simulator config these flags describe.
     pub fn config(&self) -> Result<SimConfig, String> {
+        if !(self.shutdown_timeout_s.is_finite() && self.shutdown_timeout_s > 0.0) {
+            return Err("--shutdown-timeout-s must be a positive number".into());
+        }
         if !(self.idle_timeout_secs.is_finite() && self.idle_timeout_secs > 0.0) {
             return Err("--idle-timeout-secs must be a positive number".into());
         }
@@ -98,6 +109,10 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before anything else: a signal while starting is a clean stop, a second one exits at once.
+    let signals = crate::shutdown::Signals::install();
+    let timeout = crate::shutdown::timeout_of(args.shutdown_timeout_s);
+    signals.set_bound(timeout);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -105,7 +120,7 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let handle = match Simulator::start(cfg.clone()).await {
             Ok(h) => h,
             Err(e) => {
@@ -130,32 +145,20 @@ pub fn main(args: SimulateArgs) -> ExitCode {
             "  control   {}/sim/{{stats,journal,book,fault}}",
             handle.rest_url()
         );
-        let stop = wait_for_signal();
         tracing::info!(event = "simulator_listening", addr = %handle.addr(), symbols = %cfg.symbols.join(","), categories = %cats.join(","), rate = cfg.rate, seed = cfg.seed);
-        stop.await;
-        tracing::info!(event = "simulator_stopping", reason = "signal");
-        handle.shutdown().await;
-        ExitCode::SUCCESS
-    })
-}
-
-/// Listens for Ctrl-C and SIGTERM from the call on (so a signal right after `simulator_listening`
-/// is not missed); the future ends at the first.
-fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    async move {
-        match (interrupt, terminate) {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! {
-                    _ = i.recv() => {}
-                    _ = t.recv() => {}
-                }
+        signals.first().await;
+        tracing::info!(event = "simulator_stopping", reason = "signal", signal = signals.received(), shutdown_timeout_s = timeout.as_secs_f64());
+        let tasks = crate::shutdown::Tasks::new();
+        signals.watch(&tasks);
+        let stop = tasks.track("simulator", handle.shutdown());
+        match crate::shutdown::bounded(timeout, &tasks, stop).await {
+            Ok(()) => {
+                tracing::info!(event = "simulator_stopped");
+                ExitCode::SUCCESS
             }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            Err(_) => ExitCode::FAILURE,
         }
-    }
+    });
+    rt.shutdown_timeout(crate::cli::EXIT_GRACE);
+    code
 }

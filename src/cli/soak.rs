@@ -51,6 +51,9 @@ pub struct SoakArgs {
     /// removed after a clean run).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// How long a stop (SIGTERM, Ctrl-C) may take (`[service] shutdown_timeout_s`, default 10).
+    #[arg(long, value_name = "S")]
+    pub shutdown_timeout_s: Option<f64>,
 }
 
 /// A fault the soak can inject.
@@ -103,6 +106,7 @@ fn service_config(
         lines: args.lines,
         busy_poll_us: args.busy_poll_us,
         backfill_days: Some(0.0),
+        shutdown_timeout_s: args.shutdown_timeout_s,
         ..Overrides::default()
     };
     let mut cfg = ServiceConfig::load(&overrides, std::iter::empty())?;
@@ -154,6 +158,12 @@ pub fn main(args: SoakArgs) -> ExitCode {
         }
     }
     eprintln!("hft-connector soak: logs in {}", log_path.display());
+    // SIGTERM / Ctrl-C at any moment stops the service and the simulator within the bound (exit
+    // 1: no verdict); a second one exits at once.
+    let signals = crate::shutdown::Signals::install();
+    if let Some(t) = args.shutdown_timeout_s {
+        signals.set_bound(crate::shutdown::timeout_of(t));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -161,16 +171,49 @@ pub fn main(args: SoakArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        match soak(args, dir).await {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::FAILURE,
+    let code = runtime.block_on(async move {
+        match soak(args, dir, &signals).await {
+            Ok(Verdict::Ok) => ExitCode::SUCCESS,
+            Ok(Verdict::Failed) => ExitCode::FAILURE,
+            Ok(Verdict::Interrupted) => {
+                eprintln!(
+                    "hft-connector soak: interrupted by {}: no verdict",
+                    signals.received().unwrap_or("a signal")
+                );
+                ExitCode::FAILURE
+            }
             Err(e) => {
                 eprintln!("hft-connector soak: {e:#}");
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    runtime.shutdown_timeout(crate::cli::EXIT_GRACE);
+    // No worker outlives the process (one a line restart was still stopping, say).
+    crate::shutdown::kill_children();
+    code
+}
+
+/// How a soak ended.
+enum Verdict {
+    /// Nothing lost, duplicated or mismatched.
+    Ok,
+    /// Something was.
+    Failed,
+    /// Stopped by a signal before the end: no verdict.
+    Interrupted,
+}
+
+/// `fut`, unless `stop` is cancelled first (`None`).
+async fn unless_stopped<F: std::future::Future>(
+    stop: &tokio_util::sync::CancellationToken,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        out = fut => Some(out),
+    }
 }
 
 /// Counts what the service delivers, from its live event stream.
@@ -317,9 +360,36 @@ async fn inject(
     Ok(true)
 }
 
-async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
+/// Stops the service (within its bound) and the simulator side by side, after a signal.
+async fn interrupted(
+    running: Running,
+    sim: SimChild,
+    signals: &crate::shutdown::Signals,
+) -> anyhow::Result<Verdict> {
+    tracing::info!(
+        event = "soak_stopping",
+        reason = "signal",
+        signal = signals.received(),
+        shutdown_timeout_s = running.shutdown_timeout().as_secs_f64(),
+    );
+    signals.watch(running.tasks());
+    let (service, ()) = tokio::join!(running.shutdown(), sim.stop());
+    if service.is_err() {
+        crate::shutdown::kill_children();
+    }
+    service?;
+    Ok(Verdict::Interrupted)
+}
+
+async fn soak(
+    args: SoakArgs,
+    dir: PathBuf,
+    signals: &crate::shutdown::Signals,
+) -> anyhow::Result<Verdict> {
+    let stop = signals.token();
     let sim = SimChild::spawn(args.rate, args.seed, &dir).await?;
     let cfg = service_config(&args, &sim, &dir)?;
+    signals.set_bound(cfg.service.shutdown_timeout());
     let cfg_lines = cfg.feed.lines;
     let cfg_busy_poll_us = cfg.feed.busy_poll_us;
     // Trades from before the service subscribed are not its to deliver.
@@ -333,7 +403,14 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
             .symbol(s)
             .ignore(before);
     }
-    let running = crate::cli::run::start_service(cfg).await?;
+    let running = match crate::app::start_service_until(cfg, stop.clone()).await {
+        Ok(r) => r,
+        Err(crate::service::runner::ServiceError::Stopped) => {
+            sim.stop().await;
+            return Ok(Verdict::Interrupted);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let observer = observe(&running, ledger.clone());
     let start = Instant::now();
     while !running
@@ -342,6 +419,10 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         .iter()
         .all(|s| s.status == "connected")
     {
+        if stop.is_cancelled() {
+            observer.abort();
+            return interrupted(running, sim, signals).await;
+        }
         anyhow::ensure!(
             start.elapsed() < Duration::from_secs(60),
             "the service did not connect within 60 s"
@@ -350,7 +431,12 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     }
     sim.post("/sim/resume").await?;
     let settle_timeout = Duration::from_secs_f64((args.fault_every * 3.0).max(20.0));
-    let warm = settle(&sim, &running, &ledger, settle_timeout).await?;
+    let Some(warm) = unless_stopped(&stop, settle(&sim, &running, &ledger, settle_timeout)).await
+    else {
+        observer.abort();
+        return interrupted(running, sim, signals).await;
+    };
+    let warm = warm?;
     let fp_start = footprint(Some(sim.pid));
     // One sample per minute (service RSS kB, workers RSS kB, service descriptors): is it flat?
     let mut samples: Vec<[u64; 3]> = Vec::new();
@@ -370,8 +456,16 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     let end = Instant::now() + Duration::from_secs_f64(args.seconds);
     let mut next = Instant::now() + every;
     while next < end {
-        tokio::time::sleep_until(next).await;
-        let s = settle(&sim, &running, &ledger, settle_timeout).await?;
+        let Some(s) = unless_stopped(&stop, async {
+            tokio::time::sleep_until(next).await;
+            settle(&sim, &running, &ledger, settle_timeout).await
+        })
+        .await
+        else {
+            observer.abort();
+            return interrupted(running, sim, signals).await;
+        };
+        let s = s?;
         checks += s.books_compared;
         if Instant::now() >= next_sample {
             samples.push(sample(footprint(Some(sim.pid))));
@@ -381,14 +475,31 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         timeouts += u64::from(s.timed_out);
         let fault = kinds[rng.random_range(0..kinds.len())];
         let one_line = cfg_lines > 1;
-        if inject(fault, &sim, &running, &mut rng, args.fault_every, one_line).await? {
+        let Some(injected) = unless_stopped(
+            &stop,
+            inject(fault, &sim, &running, &mut rng, args.fault_every, one_line),
+        )
+        .await
+        else {
+            observer.abort();
+            return interrupted(running, sim, signals).await;
+        };
+        if injected? {
             *faults.entry(fault.name()).or_insert(0) += 1;
         }
         next = Instant::now().max(next) + every;
     }
     // The last fault heals, then the final account.
-    tokio::time::sleep_until(end.max(Instant::now() + every)).await;
-    let last = settle(&sim, &running, &ledger, settle_timeout).await?;
+    let Some(last) = unless_stopped(&stop, async {
+        tokio::time::sleep_until(end.max(Instant::now() + every)).await;
+        settle(&sim, &running, &ledger, settle_timeout).await
+    })
+    .await
+    else {
+        observer.abort();
+        return interrupted(running, sim, signals).await;
+    };
+    let last = last?;
     checks += last.books_compared;
     mismatches += last.mismatches;
     timeouts += u64::from(last.timed_out);
@@ -401,8 +512,10 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
         .max()
         .unwrap_or(0);
     let reconnects = statuses.iter().map(|s| s.reconnects).max().unwrap_or(0);
-    running.stop();
-    running.wait().await?;
+    if let Err(e) = running.shutdown().await {
+        crate::shutdown::kill_children();
+        return Err(e.into());
+    }
     observer.abort();
     sim.stop().await;
 
@@ -466,5 +579,5 @@ async fn soak(args: SoakArgs, dir: PathBuf) -> anyhow::Result<bool> {
     if !keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(ok)
+    Ok(if ok { Verdict::Ok } else { Verdict::Failed })
 }

@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 use tokio::sync::mpsc;
@@ -14,6 +13,7 @@ use super::run::{Isolation, RunArgs};
 use crate::feed::FeedEvent;
 use crate::normalized::Event;
 use crate::protocol::Category;
+use crate::shutdown::{Signals, Tasks};
 use crate::source::FeedSource;
 
 /// Flags of `stream` (the feed flags of `run`; each overrides the config file and the environment).
@@ -46,6 +46,10 @@ pub struct StreamArgs {
     /// Also publish to NATS JetStream (`[sinks.nats]`).
     #[command(flatten)]
     pub nats: crate::cli::nats_args::NatsArgs,
+    /// How long a stop may take before what is left is abandoned and the process exits non-zero
+    /// (`[service] shutdown_timeout_s`, default 10).
+    #[arg(long, value_name = "S")]
+    pub shutdown_timeout_s: Option<f64>,
 }
 
 impl StreamArgs {
@@ -59,6 +63,7 @@ impl StreamArgs {
             rest_url: self.rest_url.clone(),
             isolation: self.isolation,
             nats: self.nats.clone(),
+            shutdown_timeout_s: self.shutdown_timeout_s,
             ..RunArgs::default()
         }
     }
@@ -87,7 +92,9 @@ pub fn line(category: Category, ev: FeedEvent) -> String {
     }
 }
 
-/// Runs until Ctrl-C / SIGTERM, or stdout closes.
+/// Runs until Ctrl-C / SIGTERM, or stdout closes; then stops within `[service]
+/// shutdown_timeout_s` (exit 1 and `service_shutdown_incomplete` when that runs out, e.g. with a
+/// reader that stopped reading; a second signal exits at once).
 pub fn main(args: StreamArgs) -> ExitCode {
     crate::logging::init_json();
     let cfg =
@@ -98,6 +105,8 @@ pub fn main(args: StreamArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    let signals = Signals::install();
+    signals.set_bound(cfg.service.shutdown_timeout());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -105,21 +114,34 @@ pub fn main(args: StreamArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(stream(cfg, args.market_only))
+    let code = runtime.block_on(stream(cfg, args.market_only, &signals));
+    // A printer blocked on a reader that stopped reading must not hold the exit up.
+    runtime.shutdown_timeout(crate::cli::EXIT_GRACE);
+    // No worker outlives the process (one a line restart was still stopping, say).
+    crate::shutdown::kill_children();
+    code
 }
 
-async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCode {
+async fn stream(
+    cfg: crate::config::ServiceConfig,
+    market_only: bool,
+    signals: &Signals,
+) -> ExitCode {
+    let tasks = Tasks::new();
+    signals.watch(&tasks);
     let sink = cfg
         .sinks
         .nats
         .enabled()
         .then(|| crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
     let (tx, mut rx) = mpsc::channel::<(Category, FeedEvent)>(1024);
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let mut tasks = Vec::new();
+    let cancel = signals.token().child_token();
+    let opts = crate::app::worker_options(&cfg);
+    let mut feeds = Vec::new();
     for feed_cfg in cfg.feeds() {
         let category = feed_cfg.feed.category;
-        let mut source = match FeedSource::spawn(feed_cfg, cfg.service.isolation) {
+        let mut source = match FeedSource::spawn_with(feed_cfg, cfg.service.isolation, opts.clone())
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("hft-connector stream: cannot start the {category} feed: {e}");
@@ -130,7 +152,7 @@ async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCod
         let cancel = cancel.clone();
         let sink = sink.clone();
         let symbols = cfg.feed.symbols.clone();
-        tasks.push(tokio::spawn(async move {
+        feeds.push(tasks.spawn(format!("feed {category}"), async move {
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -155,9 +177,9 @@ async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCod
         }));
     }
     drop(tx);
-    tracing::info!(event = "stream_started", symbols = %cfg.feed.symbols.join(","), categories = %cfg.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","));
+    tracing::info!(event = "stream_started", symbols = %cfg.feed.symbols.join(","), categories = %cfg.categories().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","), shutdown_timeout_s = cfg.service.shutdown_timeout_s);
     let printer_cancel = cancel.clone();
-    let printer = tokio::task::spawn_blocking(move || {
+    let printer = tasks.spawn_blocking("stdout", move || {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         while let Some((category, ev)) = rx.blocking_recv() {
@@ -178,20 +200,37 @@ async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCod
         printer_cancel.cancel();
     });
     tokio::select! {
-        _ = crate::service::runner::shutdown_signal() => {
-            tracing::info!(event = "stream_stopping", reason = "signal");
+        _ = signals.first() => {
+            tracing::info!(event = "stream_stopping", reason = "signal", signal = signals.received(), shutdown_timeout_s = cfg.service.shutdown_timeout_s);
         }
         _ = cancel.cancelled() => {
-            tracing::info!(event = "stream_stopping", reason = "stdout closed or feeds ended");
+            tracing::info!(event = "stream_stopping", reason = "stdout closed or feeds ended", shutdown_timeout_s = cfg.service.shutdown_timeout_s);
         }
     }
+    signals.stopping();
     cancel.cancel();
-    for t in tasks {
-        let _ = t.await;
+    let timeout = cfg.service.shutdown_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    // The feeds stop (workers included), the printer writes what they handed it, the NATS sink
+    // flushes within what the bound leaves.
+    let stop = async {
+        for f in feeds {
+            let _ = f.await;
+        }
+        if let Some(s) = sink {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tasks.track("nats_sink", s.close(left / 2)).await;
+        }
+        let _ = printer.await;
+    };
+    match crate::shutdown::bounded(timeout, &tasks, stop).await {
+        Ok(()) => {
+            tracing::info!(event = "stream_stopped");
+            ExitCode::SUCCESS
+        }
+        Err(_) => {
+            crate::shutdown::kill_children();
+            ExitCode::FAILURE
+        }
     }
-    let _ = printer.await;
-    if let Some(s) = sink {
-        s.close(Duration::from_secs(10)).await;
-    }
-    ExitCode::SUCCESS
 }

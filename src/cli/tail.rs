@@ -122,6 +122,14 @@ impl GapTracker {
 /// Runs `tail`.
 pub fn main(args: TailArgs) -> ExitCode {
     crate::logging::init_json();
+    // A signal at any moment (connecting, looking up the stream, reading) ends `tail` cleanly; a
+    // stop stuck on a stdout nobody reads is ended by the watchdog (`[service]
+    // shutdown_timeout_s`, default 10 s, from the environment); a second signal exits at once.
+    let signals = crate::shutdown::Signals::install();
+    let bound = crate::config::ServiceConfig::load(&Default::default(), std::env::vars())
+        .map(|c| c.service.shutdown_timeout())
+        .unwrap_or_else(|_| crate::shutdown::timeout_of(crate::shutdown::DEFAULT_TIMEOUT_S));
+    signals.set_bound(bound);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -129,18 +137,29 @@ pub fn main(args: TailArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        match tail(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hft-connector tail: {e}");
-                ExitCode::from(2)
+    let code = runtime.block_on(async {
+        tokio::select! {
+            biased;
+            r = tail(args, &signals) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hft-connector tail: {e}");
+                    ExitCode::from(2)
+                }
+            },
+            // Stopped before reading anything (e.g. while a server that does not answer is
+            // being connected to).
+            _ = signals.first() => {
+                tracing::info!(event = "tail_done", reason = "signal", messages = 0u64);
+                ExitCode::SUCCESS
             }
         }
-    })
+    });
+    runtime.shutdown_timeout(crate::cli::EXIT_GRACE);
+    code
 }
 
-async fn tail(args: TailArgs) -> Result<(), String> {
+async fn tail(args: TailArgs, signals: &crate::shutdown::Signals) -> Result<(), String> {
     let deliver_policy = match (&args.from_seq, &args.since) {
         (Some(0), _) => return Err("--from-seq: stream sequences start at 1".into()),
         (Some(n), _) => consumer::DeliverPolicy::ByStartSequence { start_sequence: *n },
@@ -206,7 +225,11 @@ async fn tail(args: TailArgs) -> Result<(), String> {
     }
     loop {
         let msg = tokio::select! {
-            _ = crate::service::runner::shutdown_signal() => break,
+            biased;
+            _ = signals.first() => {
+                signals.stopping();
+                break;
+            }
             m = messages.next() => m,
         };
         let Some(msg) = msg else { break };

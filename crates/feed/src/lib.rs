@@ -7,6 +7,8 @@
 //!   supervisor with exit tracking, stderr capture, hang detection and restarts).
 //! - [`lines`]: A/B line arbitration: one feed over two redundant lines, merged.
 //! - [`forwarded`]: worker log lines re-logged by the supervisor with their fields verbatim.
+//! - [`children`]: the worker processes started and not yet reaped, killed with a process that
+//!   must exit at once.
 //! - [`conn_budget`]: the machine-wide connection budget per exchange address (all feeds and workers).
 //! - [`busy_poll`]: `feed.busy_poll_us`, polling instead of sleeping while data flows.
 //! - [`queue`]: the event queue to the consumer, bounded in events and in bytes.
@@ -36,6 +38,7 @@
 pub use hft_core::{backoff, book, normalized, protocol};
 
 pub mod busy_poll;
+pub mod children;
 pub mod conn_budget;
 pub mod feed;
 pub mod forwarded;

@@ -52,6 +52,8 @@ pub struct Overrides {
     pub lines: Option<u8>,
     /// `feed.busy_poll_us`.
     pub busy_poll_us: Option<u64>,
+    /// `service.shutdown_timeout_s`.
+    pub shutdown_timeout_s: Option<f64>,
 }
 
 /// `[backfill]`: history of klines fetched before (and while) going live.
@@ -140,6 +142,9 @@ pub struct ServiceSection {
     pub isolation: Isolation,
     /// Categories to stream (each with `[feed] symbols`); empty means `[feed] category`.
     pub categories: Vec<Category>,
+    /// How long a stop (SIGTERM, Ctrl-C) may take (s): what has not finished by then is
+    /// abandoned, logged (`service_shutdown_incomplete`) and the process exits non-zero.
+    pub shutdown_timeout_s: f64,
 }
 
 impl Default for ServiceSection {
@@ -147,7 +152,15 @@ impl Default for ServiceSection {
         ServiceSection {
             isolation: Isolation::Process,
             categories: Vec::new(),
+            shutdown_timeout_s: crate::shutdown::DEFAULT_TIMEOUT_S,
         }
+    }
+}
+
+impl ServiceSection {
+    /// [`ServiceSection::shutdown_timeout_s`] as a duration.
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        crate::shutdown::timeout_of(self.shutdown_timeout_s)
     }
 }
 
@@ -328,6 +341,9 @@ impl ServiceConfig {
         if let Some(us) = a.busy_poll_us {
             self.feed.busy_poll_us = us;
         }
+        if let Some(t) = a.shutdown_timeout_s {
+            self.service.shutdown_timeout_s = t;
+        }
         if let Some(days) = a.backfill_days {
             self.backfill.days = days;
             self.backfill.enabled = days > 0.0;
@@ -460,6 +476,13 @@ impl ServiceConfig {
         }
         if self.store.data_dir.as_os_str().is_empty() {
             return Err(bad("store.data_dir", "must not be empty"));
+        }
+        let t = self.service.shutdown_timeout_s;
+        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+            return Err(bad(
+                "service.shutdown_timeout_s",
+                format!("{t} is not a number of seconds above 0 and at most 3600"),
+            ));
         }
         let listen = self.listen_addr()?;
         if self.http.token.as_deref().is_some_and(|t| t.len() < 8) {

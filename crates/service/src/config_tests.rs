@@ -258,3 +258,53 @@ fn busy_polling_comes_from_the_file_the_environment_or_the_flag_and_is_checked()
     assert_eq!(e.field, "feed.busy_poll_us");
     assert!(e.reason.contains("at most"), "{e}");
 }
+
+#[test]
+fn the_shutdown_timeout_comes_from_the_file_the_environment_or_the_flag_and_is_checked() {
+    let c = ServiceConfig::load(&args(), Vec::new()).unwrap();
+    assert_eq!(c.service.shutdown_timeout_s, 10.0, "10 s by default");
+    assert_eq!(
+        c.service.shutdown_timeout(),
+        std::time::Duration::from_secs(10)
+    );
+    let dir = std::env::temp_dir().join(format!("hftc-config-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.toml");
+    std::fs::write(&path, "[service]\nshutdown_timeout_s = 4.5\n").unwrap();
+    let mut a = args();
+    a.config = Some(path);
+    assert_eq!(
+        ServiceConfig::load(&a, Vec::new())
+            .unwrap()
+            .service
+            .shutdown_timeout_s,
+        4.5
+    );
+    let env = vec![(
+        "HFT_CONNECTOR_SERVICE_SHUTDOWN_TIMEOUT_S".to_string(),
+        "3".to_string(),
+    )];
+    assert_eq!(
+        ServiceConfig::load(&a, env.clone())
+            .unwrap()
+            .service
+            .shutdown_timeout_s,
+        3.0,
+        "env beats file"
+    );
+    a.shutdown_timeout_s = Some(0.5);
+    assert_eq!(
+        ServiceConfig::load(&a, env)
+            .unwrap()
+            .service
+            .shutdown_timeout(),
+        std::time::Duration::from_millis(500),
+        "the flag wins"
+    );
+    for bad in [0.0, -1.0, f64::INFINITY, 7200.0] {
+        a.shutdown_timeout_s = Some(bad);
+        let e = ServiceConfig::load(&a, Vec::new()).unwrap_err();
+        assert_eq!(e.field, "service.shutdown_timeout_s", "{bad}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

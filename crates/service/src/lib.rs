@@ -12,6 +12,8 @@
 //! - [`record`]: crash-safe raw recording of every WebSocket frame (`[sinks.record]`).
 //! - [`sinks`]: the NATS JetStream publisher of normalized events (`[sinks.nats]`).
 //! - [`terminal`]: the log format per destination and the progress bars log lines print above.
+//! - [`shutdown`]: the one shutdown signal, the registry naming the tasks still running, and the
+//!   bounded stop (`[service] shutdown_timeout_s`).
 //!
 //! # Example
 //! ```no_run
@@ -33,6 +35,7 @@ pub mod config;
 pub mod http;
 pub mod record;
 pub mod service;
+pub mod shutdown;
 pub mod sinks;
 pub mod store;
 pub mod terminal;

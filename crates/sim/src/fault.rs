@@ -15,7 +15,13 @@
 //! - `rest_error`: the next `count` (default 1) REST market calls answer HTTP `status`, or with
 //!   `status` absent or 0 hang for `seconds` (default 30) and then answer 504 (a timeout);
 //! - `slow`: for `seconds`, every frame to the matching connections is delayed by `millis` ms
-//!   (or `count` ms when `millis` is absent; default 100).
+//!   (or `count` ms when `millis` is absent; default 100);
+//! - `blackhole`: for `seconds`, the exchange accepts connections and never answers them: a new
+//!   connection (WebSocket or REST) is accepted and then neither read nor written until the fault
+//!   ends (then it is closed), and a REST request on a connection already open is held
+//!   unanswered until then (then 504); connections already streaming go on, and the control
+//!   routes (`/sim/...`) stay reachable, like `refuse`. An exchange behind a load balancer whose
+//!   back ends stopped answering.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -53,10 +59,14 @@ pub enum FaultKind {
     RestError,
     /// Added latency.
     Slow,
+    /// New connections and REST requests accepted and never answered.
+    Blackhole,
 }
 
 impl FaultKind {
-    /// Every fault kind, in the order the README lists them.
+    /// The kinds the soak and the fault matrix draw from, in the order the README lists them:
+    /// every kind but [`FaultKind::Blackhole`], which came with the stop tests (issue 28) and is
+    /// not part of their mix yet.
     pub const ALL: [FaultKind; 11] = [
         FaultKind::Close,
         FaultKind::Reset,
@@ -85,6 +95,7 @@ impl FaultKind {
             FaultKind::Refuse => "refuse",
             FaultKind::RestError => "rest_error",
             FaultKind::Slow => "slow",
+            FaultKind::Blackhole => "blackhole",
         }
     }
 }
@@ -206,6 +217,8 @@ pub struct GlobalFaults {
     pub reject_subscribe: Option<Window>,
     /// `refuse` ends then (ms since start).
     pub refuse_until: u64,
+    /// `blackhole` ends then (ms since start).
+    pub blackhole_until: u64,
     /// `rest_error` calls left.
     pub rest_errors: u64,
     /// Their status (0: time out).
@@ -366,6 +379,7 @@ pub fn apply(shared: &Shared, req: &FaultRequest) -> FaultReport {
             });
         }
         FaultKind::Refuse => shared.with_global(|g| g.refuse_until = until),
+        FaultKind::Blackhole => shared.with_global(|g| g.blackhole_until = until),
         FaultKind::RestError => {
             let n = req.count.unwrap_or(1);
             let status = req.status.unwrap_or(0);

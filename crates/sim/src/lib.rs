@@ -18,8 +18,8 @@
 //! - [`rest`] / [`ratelimit`]: REST endpoints and the IP limit.
 //! - [`control`]: `/sim/*` routes; [`fault`]: fault kinds and their effects.
 //! - [`journal`]: ground truth in the normalized schema; [`stats`]: counters.
-//! - [`listener`]: TCP accept (refuse fault) and reset-on-drop sockets.
-//! - [`refuse`]: which connections the refuse fault admits (the control routes).
+//! - [`listener`]: TCP accept (the refuse and blackhole faults) and reset-on-drop sockets.
+//! - [`refuse`]: which connections the refuse and blackhole faults admit (the control routes).
 //!
 //! # Example: a simulated exchange for a client's tests
 //! ```

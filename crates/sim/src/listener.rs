@@ -51,12 +51,14 @@ impl Listener for SimListener {
 
     async fn accept(&mut self) -> (TrackedIo, SocketAddr) {
         loop {
-            let accepted = tokio::select! {
-                a = self.admitted.recv() => a.map(Ok),
-                a = self.inner.accept() => Some(a),
+            // A connection admitted as a control request is served, not checked again (it would
+            // go round until the fault ended).
+            let (accepted, checked) = tokio::select! {
+                a = self.admitted.recv() => (a.map(Ok), true),
+                a = self.inner.accept() => (Some(a), false),
             };
             let (stream, addr) = match accepted {
-                Some(Ok((stream, addr))) if self.shared.refusing() => {
+                Some(Ok((stream, addr))) if !checked && self.shared.refusing() => {
                     // Only a control request gets through; decided on its own task.
                     let (shared, admit) = (Arc::clone(&self.shared), self.admit.clone());
                     tokio::spawn(async move {
@@ -67,6 +69,24 @@ impl Listener for SimListener {
                             drop(stream);
                             Stats::add(&shared.stats.connections_refused, 1);
                         }
+                    });
+                    continue;
+                }
+                Some(Ok((stream, addr))) if !checked && self.shared.blackhole_left().is_some() => {
+                    // Accepted, never answered (the control routes excepted) until it ends.
+                    let (shared, admit) = (Arc::clone(&self.shared), self.admit.clone());
+                    tokio::spawn(async move {
+                        if super::refuse::admits(&stream).await {
+                            let _ = admit.send((stream, addr));
+                            return;
+                        }
+                        Stats::add(&shared.stats.connections_held, 1);
+                        shared.hold_while_blackholed().await;
+                        shared
+                            .stats
+                            .connections_held
+                            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        drop(stream);
                     });
                     continue;
                 }

@@ -65,8 +65,16 @@ async fn guard(
         Stats::add(&shared.stats.rest_rate_limited, 1);
         return (StatusCode::FORBIDDEN, "access too frequent").into_response();
     }
+    if shared.blackhole_left().is_some() {
+        // The exchange stopped answering: held until the fault ends.
+        let _held = shared.stats.held(req.uri().path());
+        shared.hold_while_blackholed().await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
     if let Some((status, hang)) = shared.with_global(|g| g.take_rest_error()) {
+        Stats::add(&shared.stats.rest_faulted, 1);
         if status == 0 {
+            let _held = shared.stats.held(req.uri().path());
             tokio::select! {
                 _ = shared.cancel.cancelled() => {}
                 _ = tokio::time::sleep(hang) => {}

@@ -110,6 +110,25 @@ impl Shared {
         let now = self.mono_ms();
         self.with_global(|g| now < g.refuse_until)
     }
+
+    /// How long the `blackhole` fault still lasts (`None`: not in force).
+    pub fn blackhole_left(&self) -> Option<Duration> {
+        let now = self.mono_ms();
+        let until = self.with_global(|g| g.blackhole_until);
+        (now < until).then(|| Duration::from_millis(until - now))
+    }
+
+    /// Holds the caller (a connection, a REST request) while the `blackhole` fault lasts, or until
+    /// the simulator stops; counted in `rest_held` / `connections_held` meanwhile.
+    pub async fn hold_while_blackholed(&self) {
+        // Re-checked often: a new `blackhole` (e.g. `seconds: 0`) can end it early.
+        while let Some(left) = self.blackhole_left() {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(left.min(Duration::from_millis(100))) => {}
+            }
+        }
+    }
 }
 
 /// The simulator: [`Simulator::start`] binds and runs it.

@@ -30,6 +30,16 @@ pub struct SimStats {
     pub rest_requests: u64,
     /// REST requests answered 403 by the IP limit.
     pub rest_rate_limited: u64,
+    /// REST requests answered by the `rest_error` fault (its status, or 504 after a hang).
+    #[serde(default)]
+    pub rest_faulted: u64,
+    /// REST requests held unanswered right now (a `rest_error` hang or `blackhole`), by path
+    /// (`/v5/market/kline`, ...).
+    #[serde(default)]
+    pub rest_held: BTreeMap<String, u64>,
+    /// New connections held unanswered right now by `blackhole`.
+    #[serde(default)]
+    pub connections_held: u64,
     /// Faults applied, in total.
     pub faults_applied: u64,
     /// Faults applied, per kind.
@@ -49,13 +59,46 @@ pub struct Stats {
     pub(crate) trades: AtomicU64,
     pub(crate) rest_requests: AtomicU64,
     pub(crate) rest_rate_limited: AtomicU64,
+    pub(crate) rest_faulted: AtomicU64,
+    pub(crate) connections_held: AtomicU64,
+    rest_held: Mutex<BTreeMap<String, u64>>,
     faults: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A REST request counted as held while this lives.
+pub struct Held<'a> {
+    stats: &'a Stats,
+    path: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.stats.rest_held.lock() {
+            if let Some(n) = m.get_mut(&self.path) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.path);
+                }
+            }
+        }
+    }
 }
 
 impl Stats {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a REST request to `path` as held until the guard is dropped.
+    pub fn held(&self, path: &str) -> Held<'_> {
+        if let Ok(mut m) = self.rest_held.lock() {
+            *m.entry(path.to_string()).or_default() += 1;
+        }
+        Held {
+            stats: self,
+            path: path.to_string(),
+        }
     }
 
     /// Counts one applied fault of `kind`.
@@ -80,6 +123,9 @@ impl Stats {
             trades: get(&self.trades),
             rest_requests: get(&self.rest_requests),
             rest_rate_limited: get(&self.rest_rate_limited),
+            rest_faulted: get(&self.rest_faulted),
+            rest_held: self.rest_held.lock().map(|m| m.clone()).unwrap_or_default(),
+            connections_held: get(&self.connections_held),
             faults_applied: faults_by_kind.values().sum(),
             faults_by_kind,
         }

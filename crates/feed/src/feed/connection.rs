@@ -23,6 +23,9 @@ use crate::protocol::rest::{self, RecentTradeResult};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Longest wait for our close frame to leave when a connection ends.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How a connection ended.
 pub(crate) struct Ended {
     pub reason: DisconnectReason,
@@ -57,10 +60,14 @@ impl<'r> Connection<'r> {
         };
         let reason = c.drive(&mut stream).await;
         let live_for = c.live_since.map(|t| t.elapsed()).unwrap_or_default();
-        if reason == DisconnectReason::Shutdown {
-            let _ = c.sink.send(Message::Close(None)).await;
-        }
-        let _ = c.sink.close().await;
+        // Bounded: a peer that stopped reading must not hold a shutdown (or a reconnect) up.
+        let close = async {
+            if reason == DisconnectReason::Shutdown {
+                let _ = c.sink.send(Message::Close(None)).await;
+            }
+            let _ = c.sink.close().await;
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
         c.r.shared.health.set_state(match reason {
             DisconnectReason::SubscribeRefused(_) => ConnState::Refused,
             DisconnectReason::Stale => ConnState::Stale,
@@ -185,7 +192,12 @@ impl<'r> Connection<'r> {
             let health = &self.r.shared.health;
             match action {
                 Action::Send(text) => {
-                    if let Err(e) = self.sink.send(Message::text(text)).await {
+                    let sent = tokio::select! {
+                        sent = self.sink.send(Message::text(text)) => sent,
+                        // A peer that stopped reading does not hold a shutdown up.
+                        _ = self.r.cancel.cancelled() => return Some(DisconnectReason::Shutdown),
+                    };
+                    if let Err(e) = sent {
                         return Some(DisconnectReason::Error(e.to_string()));
                     }
                 }

@@ -301,48 +301,50 @@ impl Runner {
             self.shared.health.set_state(ConnState::Connecting);
             let attempt = self.backoff.attempt() + 1;
             let connect_timeout = Duration::from_secs_f64(self.cfg.reconnect.connect_timeout_s);
-            let error =
-                match tokio::time::timeout(connect_timeout, tokio_tungstenite::connect_async(&url))
-                    .await
-                {
-                    Ok(Ok((ws, _))) => {
-                        self.connections += 1;
-                        if self.connections > 1 {
-                            self.shared.health.reconnect();
-                        }
-                        let Ended { reason, live_for } = Connection::run(&mut self, ws).await;
-                        self.backoff.connection_lasted(live_for);
-                        if live_for > Duration::ZERO {
-                            failures_in_row = 0;
-                        }
-                        tracing::warn!(
-                            event = "connector_disconnected",
-                            connector = "hft",
-                            reason = %reason,
-                            category = %self.cfg.feed.category,
-                            live_for_s = live_for.as_secs_f64(),
-                        );
-                        let shutdown = reason == DisconnectReason::Shutdown;
-                        let ok = self
-                            .emit(FeedEvent::Disconnected {
-                                reason: reason.clone(),
-                            })
-                            .await;
-                        if shutdown || !ok {
-                            break;
-                        }
-                        if matches!(reason, DisconnectReason::SubscribeRefused(_)) {
-                            Some(reason.to_string())
-                        } else {
-                            None
-                        }
+            // A shutdown does not wait for an exchange that accepts and never answers.
+            let connect = tokio::select! {
+                c = tokio::time::timeout(connect_timeout, tokio_tungstenite::connect_async(&url)) => c,
+                _ = self.cancel.cancelled() => break,
+            };
+            let error = match connect {
+                Ok(Ok((ws, _))) => {
+                    self.connections += 1;
+                    if self.connections > 1 {
+                        self.shared.health.reconnect();
                     }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!(
-                        "connect timed out after {:.1} s",
-                        connect_timeout.as_secs_f64()
-                    )),
-                };
+                    let Ended { reason, live_for } = Connection::run(&mut self, ws).await;
+                    self.backoff.connection_lasted(live_for);
+                    if live_for > Duration::ZERO {
+                        failures_in_row = 0;
+                    }
+                    tracing::warn!(
+                        event = "connector_disconnected",
+                        connector = "hft",
+                        reason = %reason,
+                        category = %self.cfg.feed.category,
+                        live_for_s = live_for.as_secs_f64(),
+                    );
+                    let shutdown = reason == DisconnectReason::Shutdown;
+                    let ok = self
+                        .emit(FeedEvent::Disconnected {
+                            reason: reason.clone(),
+                        })
+                        .await;
+                    if shutdown || !ok {
+                        break;
+                    }
+                    if matches!(reason, DisconnectReason::SubscribeRefused(_)) {
+                        Some(reason.to_string())
+                    } else {
+                        None
+                    }
+                }
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!(
+                    "connect timed out after {:.1} s",
+                    connect_timeout.as_secs_f64()
+                )),
+            };
             let refused = self.shared.health.state() == ConnState::Refused;
             // A connection attempt that failed (not a connection that ended) means the exchange
             // cannot be reached: operators see `down` until a connection goes live again.

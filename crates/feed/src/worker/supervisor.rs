@@ -294,6 +294,8 @@ impl Supervisor {
         }
         let mut child = cmd.spawn()?;
         let pid = child.id().unwrap_or(0);
+        // Known process-wide until reaped: a process that must exit at once kills it first.
+        crate::children::started(pid);
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(std::io::Error::other("worker pipes missing"));
         };
@@ -311,6 +313,7 @@ impl Supervisor {
         // The waiter owns the child: it is reaped the moment it exits, whatever else happens.
         tokio::spawn(async move {
             let status = child.wait().await;
+            crate::children::reaped(pid);
             shared.worker_exited();
             match &status {
                 Ok(st) => {
@@ -517,9 +520,13 @@ impl Supervisor {
                     "consumer is slow; the supervisor stops reading the worker's pipe (the worker waits) instead of dropping"
                 );
                 self.shared.set_consumer_wait(true);
-                let sent = self.tx.send(ev).await;
+                // A shutdown must not wait for a consumer that stopped reading.
+                let sent = tokio::select! {
+                    sent = self.tx.send(ev) => sent.is_ok(),
+                    _ = self.cancel.cancelled() => false,
+                };
                 self.shared.set_consumer_wait(false);
-                if sent.is_err() {
+                if !sent {
                     return false;
                 }
             }

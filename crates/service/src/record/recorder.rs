@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -119,6 +119,8 @@ pub struct Recorder {
     tx: SyncSender<Msg>,
     stats: Arc<RecordStats>,
     thread: Option<JoinHandle<()>>,
+    /// Set by [`Recorder::stop`]: the thread writes what is queued and ends.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -138,14 +140,17 @@ impl Recorder {
             ..RecordStats::default()
         });
         let thread_stats = stats.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = stopping.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || Writer::new(cfg, thread_stats).run(rx))?;
+            .spawn(move || Writer::new(cfg, thread_stats).run(rx, &thread_stopping))?;
         tracing::info!(event = "record_started", dir = %stats.dir.display());
         Ok(Recorder {
             tx,
             stats,
             thread: Some(thread),
+            stopping,
         })
     }
 
@@ -163,9 +168,11 @@ impl Recorder {
         self.stats.clone()
     }
 
-    /// Writes everything queued, closes the files and ends the thread (blocking).
+    /// Writes everything queued, closes the files and ends the thread (blocking). Never waits
+    /// for room in a full queue: the thread sees the request at its next wake-up.
     pub fn stop(mut self) {
-        let _ = self.tx.send(Msg::Stop);
+        self.stopping.store(true, Relaxed);
+        let _ = self.tx.try_send(Msg::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -239,7 +246,7 @@ impl Writer {
 
     /// Wakes every [`POLL`] (or flush interval, if shorter) and takes everything queued: the
     /// feeds never wake this thread per frame (a wake-up per frame cost more CPU than the writing).
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(mut self, rx: Receiver<Msg>, stopping: &AtomicBool) {
         let every = Duration::from_millis(self.cfg.flush_interval_ms);
         let poll = every.min(POLL);
         let mut next_flush = Instant::now() + every;
@@ -255,6 +262,9 @@ impl Writer {
                     Ok(Msg::Stop) | Err(TryRecvError::Disconnected) => break 'run,
                     Err(TryRecvError::Empty) => break,
                 }
+            }
+            if stopping.load(Relaxed) {
+                break 'run;
             }
             if Instant::now() >= next_flush {
                 self.flush_all();

@@ -112,6 +112,8 @@ pub struct Pipeline<S: EventSource> {
     pub intervals: Vec<String>,
     /// Trade retention.
     pub retention: Retention,
+    /// The service's task registry: candle re-fetches are listed there while they run.
+    pub tasks: crate::shutdown::Tasks,
 }
 
 fn now_ns() -> u64 {
@@ -183,7 +185,7 @@ impl<S: EventSource> Pipeline<S> {
                 }
                 ev = self.source.next_event() => {
                     let Some(ev) = ev else { break };
-                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &intervals);
+                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &intervals, &cancel);
                 }
                 _ = tick.tick() => {
                     ticks += 1;
@@ -259,6 +261,7 @@ impl<S: EventSource> Pipeline<S> {
         pending: &mut Vec<StoredTrade>,
         stitch: &mpsc::Sender<Stitch>,
         intervals: &[Interval],
+        cancel: &CancellationToken,
     ) {
         let cat = self.category;
         if let Some(sink) = self.state.nats() {
@@ -303,7 +306,7 @@ impl<S: EventSource> Pipeline<S> {
                         format!("connection {connection}"),
                     ));
                     for i in intervals {
-                        self.spawn_stitch(&s, i.clone(), stitch.clone());
+                        self.spawn_stitch(&s, i.clone(), stitch.clone(), cancel);
                     }
                 }
             }
@@ -345,7 +348,15 @@ impl<S: EventSource> Pipeline<S> {
 
     /// Fetches REST candles from the last confirmed stored candle to now: closed ones fill what the
     /// outage (or the time before start) missed; the open one is stitched to the live candle.
-    fn spawn_stitch(&self, symbol: &str, interval: Interval, tx: mpsc::Sender<Stitch>) {
+    /// Registered as `candle_refetch {category} {symbol} {interval}`; ends the moment `cancel`
+    /// is cancelled, whatever it waits for (a ban, a retry, a REST request in flight).
+    fn spawn_stitch(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        tx: mpsc::Sender<Stitch>,
+        cancel: &CancellationToken,
+    ) {
         let store = self.store.clone();
         let fetcher = self.fetcher.clone();
         let state = self.state.clone();
@@ -357,7 +368,13 @@ impl<S: EventSource> Pipeline<S> {
             to_ms: 0,
             limit: 1000,
         };
-        tokio::spawn(async move {
+        let name = format!(
+            "candle_refetch {} {} {}",
+            job.category,
+            job.symbol,
+            interval.name()
+        );
+        self.tasks.spawn_until_cancelled(name, cancel.clone(), async move {
             let (sym, cat, name) = (job.symbol.clone(), job.category, job.interval.clone());
             let last = store
                 .read(move |s| {

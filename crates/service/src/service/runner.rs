@@ -1,6 +1,24 @@
 //! Starting and stopping the service: open the store (failing fast), check the symbols exist,
-//! serve HTTP, start a feed and pipeline per category, backfill, and on Ctrl-C / SIGTERM stop the
-//! feeds (and their workers) and flush the store.
+//! serve HTTP, start a feed and pipeline per category, backfill, and on Ctrl-C / SIGTERM stop
+//! everything within `[service] shutdown_timeout_s`.
+//!
+//! # The stop
+//! Every long-lived task is registered by name ([`crate::shutdown::Tasks`]) and observes one
+//! token. When it is cancelled:
+//! 1. abandoned at once, wherever they wait (a backoff, a ban, the request budget, a REST request
+//!    in flight, which is dropped): backfills and their chunk fetches, symbol checks, candle
+//!    re-fetches;
+//! 2. each pipeline hands its last trades to the store writer and returns its feed, which is
+//!    stopped (in process isolation: the worker's process group gets SIGTERM, SIGKILL after the
+//!    grace period); the HTTP server stops taking connections (event streams end) and drops what
+//!    is still open after [`HTTP_GRACE`];
+//! 3. at the same time: the NATS sink publishes what it holds for at most its ack timeout and
+//!    half of what the bound leaves, reporting what it could not (`nats_sink_unflushed`); the recorder
+//!    (once the feeds stopped) writes what is queued and closes its files (`record_stopped`); the
+//!    store writer writes what is queued, skipping backfill chunks nobody awaits any more,
+//!    attempts a WAL checkpoint and closes (`store_closed`);
+//! 4. `service_stopped`. [`Running::shutdown`] waits for all of it at most the configured bound,
+//!    then logs `service_shutdown_incomplete` with the names of what is still running.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +40,7 @@ use crate::feed::health::unix_ms;
 use crate::feed::FeedConfig;
 use crate::protocol::rest::{self, InstrumentsResult};
 use crate::protocol::{Category, RestError};
+use crate::shutdown::Tasks;
 use crate::store::{Retention, Store};
 
 /// A feed the runner can start and stop.
@@ -96,7 +115,17 @@ pub enum ServiceError {
     /// A backfill failed for good.
     #[error(transparent)]
     Backfill(#[from] crate::backfill::FatalError),
+    /// Told to stop while still starting (a clean stop: nothing had started yet).
+    #[error("stopped while starting")]
+    Stopped,
+    /// The stop did not complete within `[service] shutdown_timeout_s`.
+    #[error(transparent)]
+    ShutdownIncomplete(#[from] crate::shutdown::Incomplete),
 }
+
+/// How long the HTTP server may finish requests in flight once stopping (event streams end at
+/// once); connections still open then are dropped.
+pub const HTTP_GRACE: Duration = Duration::from_secs(1);
 
 /// Checks that every symbol exists (`instruments-info`). An unknown symbol is fatal; an unreachable
 /// exchange is not (the feeds retry, status shows `down`): the symbols it could not check are
@@ -166,6 +195,8 @@ pub struct Running {
     /// Shared state.
     pub state: ServiceState,
     cancel: CancellationToken,
+    tasks: Tasks,
+    shutdown_timeout: Duration,
     done: tokio::task::JoinHandle<Result<(), ServiceError>>,
 }
 
@@ -180,15 +211,41 @@ impl Running {
         self.cancel.cancelled().await
     }
 
-    /// Waits for the service to end (after [`Running::stop`], or a fatal error).
+    /// The service's long-lived tasks, by name, while they run.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// `[service] shutdown_timeout_s`.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+    }
+
+    /// Waits for the service to end (after [`Running::stop`], or a fatal error), however long.
     pub async fn wait(self) -> Result<(), ServiceError> {
-        match self.done.await {
-            Ok(r) => r,
-            Err(e) => Err(ServiceError::Feed {
-                category: Category::Linear,
-                message: format!("service task failed: {e}"),
-            }),
-        }
+        join_done(self.done).await
+    }
+
+    /// Stops the service and waits at most `[service] shutdown_timeout_s` for the stop to
+    /// complete; then logs `service_shutdown_incomplete` (the tasks still running) and returns
+    /// [`ServiceError::ShutdownIncomplete`], leaving them behind (a process exits next: see
+    /// [`crate::shutdown::kill_children`]).
+    pub async fn shutdown(self) -> Result<(), ServiceError> {
+        self.cancel.cancel();
+        let tasks = self.tasks.clone();
+        crate::shutdown::bounded(self.shutdown_timeout, &tasks, join_done(self.done)).await?
+    }
+}
+
+async fn join_done(
+    done: tokio::task::JoinHandle<Result<(), ServiceError>>,
+) -> Result<(), ServiceError> {
+    match done.await {
+        Ok(r) => r,
+        Err(e) => Err(ServiceError::Feed {
+            category: Category::Linear,
+            message: format!("service task failed: {e}"),
+        }),
     }
 }
 
@@ -198,6 +255,18 @@ pub async fn start<S: Source>(
     cfg: ServiceConfig,
     spawn: impl Fn(FeedConfig) -> Result<S, String>,
     router: impl FnOnce(ServiceState, CancellationToken) -> axum::Router,
+) -> Result<Running, ServiceError> {
+    start_until(cfg, spawn, router, CancellationToken::new()).await
+}
+
+/// [`start`], stopped by `stop` too (e.g. the first SIGTERM): cancelled while the symbols are
+/// still being checked, it returns [`ServiceError::Stopped`] at once; afterwards it stops the
+/// running service like [`Running::stop`].
+pub async fn start_until<S: Source>(
+    cfg: ServiceConfig,
+    spawn: impl Fn(FeedConfig) -> Result<S, String>,
+    router: impl FnOnce(ServiceState, CancellationToken) -> axum::Router,
+    stop: CancellationToken,
 ) -> Result<Running, ServiceError> {
     cfg.validate()?;
     let store = Store::open(&cfg.store.data_dir)?;
@@ -227,7 +296,12 @@ pub async fn start<S: Source>(
     let mut pending = Vec::new();
     let mut verified_rx = std::collections::HashMap::new();
     for c in &categories {
-        for symbol in check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols).await? {
+        let checked = tokio::select! {
+            // An exchange that stopped answering does not hold a stop up.
+            _ = stop.cancelled() => return Err(ServiceError::Stopped),
+            checked = check_symbols(&http, &cfg.feed.rest_url, *c, &cfg.feed.symbols) => checked,
+        };
+        for symbol in checked? {
             let (tx, rx) = tokio::sync::watch::channel(false);
             verified_rx.insert((*c, symbol.clone()), rx);
             pending.push(Pending {
@@ -261,11 +335,17 @@ pub async fn start<S: Source>(
     };
     let (writer, writer_thread) = StoreWriter::start(store);
     state.set_store_dropped(writer.dropped_counter());
-    let cancel = CancellationToken::new();
+    let cancel = stop.child_token();
+    let tasks = Tasks::new();
+    let shutdown_timeout = cfg.service.shutdown_timeout();
+    // The threads and the sink are listed for their whole life.
+    let writer_guard = tasks.register("store_writer");
+    let recorder_guard = recorder.as_ref().map(|_| tasks.register("recorder"));
+    let nats_guard = state.nats().map(|_| tasks.register("nats_sink"));
 
     let app = router(state.clone(), cancel.clone());
     let http_cancel = cancel.clone();
-    let server = tokio::spawn(async move {
+    let mut server = tasks.spawn("http_server", async move {
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_cancel.cancelled().await })
@@ -309,8 +389,10 @@ pub async fn start<S: Source>(
             fetcher: fetcher.clone(),
             intervals: cfg.store.candle_intervals.clone(),
             retention,
+            tasks: tasks.clone(),
         };
-        pipelines.push(tokio::spawn(pipeline.run(cancel.clone())));
+        let task = tasks.spawn(format!("pipeline {category}"), pipeline.run(cancel.clone()));
+        pipelines.push((category, task));
     }
 
     let mut backfills = tokio::task::JoinSet::new();
@@ -332,10 +414,20 @@ pub async fn start<S: Source>(
                 .cloned();
             let (fetcher, permits) = (fetcher.clone(), permits.clone());
             let (writer, state) = (writer.clone(), state.clone());
-            backfills.spawn(async move {
-                until_verified(verified).await;
-                run_job(job, fetcher, permits, writer, state).await
-            });
+            let name = format!("backfill {} {}", key.category, key.symbol);
+            let job_cancel = cancel.clone();
+            // Ends the moment the service stops, wherever it waits (a ban, a retry's backoff, the
+            // budget, a request in flight): the chunk fetches are dropped with it.
+            backfills.spawn(tasks.track(name, async move {
+                tokio::select! {
+                    biased;
+                    _ = job_cancel.cancelled() => None,
+                    r = async {
+                        until_verified(verified).await;
+                        run_job(job, fetcher, permits, writer, state).await
+                    } => Some(r),
+                }
+            }));
         }
     } else {
         for key in &keys {
@@ -348,16 +440,17 @@ pub async fn start<S: Source>(
 
     let mut checks = tokio::task::JoinSet::new();
     for p in pending {
-        checks.spawn(verify(
-            http.clone(),
-            cfg.feed.rest_url.clone(),
-            p,
-            cancel.clone(),
+        let name = format!("symbol_check {} {}", p.category, p.symbol);
+        checks.spawn(tasks.track(
+            name,
+            verify(http.clone(), cfg.feed.rest_url.clone(), p, cancel.clone()),
         ));
     }
     let run_cancel = cancel.clone();
     let state_done = state.clone();
+    let stop_tasks = tasks.clone();
     let done = tokio::spawn(async move {
+        let tasks = stop_tasks;
         let mut fatal = None;
         loop {
             tokio::select! {
@@ -370,7 +463,7 @@ pub async fn start<S: Source>(
                     }
                 }
                 r = backfills.join_next(), if !backfills.is_empty() => {
-                    if let Some(Ok(Err(e))) = r {
+                    if let Some(Ok(Some(Err(e)))) = r {
                         if matches!(e, crate::backfill::FatalError::UnknownSymbol { .. }) {
                             fatal = Some(ServiceError::Backfill(e));
                             run_cancel.cancel();
@@ -380,22 +473,57 @@ pub async fn start<S: Source>(
                 }
             }
         }
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
+        // 1. Abandoned at once (they observe the token too; this also drops their requests).
         backfills.abort_all();
         checks.abort_all();
-        for p in pipelines {
+        // 2. The pipelines end on the token, their last trades handed to the writer.
+        let mut feeds = Vec::new();
+        for (category, p) in pipelines {
             if let Ok(source) = p.await {
-                source.stop().await;
+                feeds.push(tasks.spawn(format!("feed {category}"), source.stop()));
             }
         }
-        let _ = server.await;
-        if let Some(sink) = state_done.nats() {
-            sink.close(Duration::from_secs(10)).await;
-        }
-        if let Some(rec) = recorder {
-            let _ = tokio::task::spawn_blocking(move || rec.stop()).await;
-        }
+        let http_stop = async {
+            if tokio::time::timeout(HTTP_GRACE, &mut server).await.is_err() {
+                server.abort();
+                tracing::warn!(
+                    event = "http_connections_dropped",
+                    grace_s = HTTP_GRACE.as_secs_f64()
+                );
+            }
+        };
+        // 3. Sinks and the store, side by side.
+        let nats_stop = async {
+            if let Some(sink) = state_done.nats() {
+                // Half of what the bound leaves (the default 10 s: the 5 s ack timeout), so
+                // that reporting what is left fits in it too.
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let grace = left / 2;
+                sink.close(grace).await;
+            }
+            drop(nats_guard);
+        };
+        let record_stop = async {
+            // Once the feeds stopped: their last frames are recorded too.
+            for f in feeds {
+                let _ = f.await;
+            }
+            if let Some(rec) = recorder {
+                let _ = tokio::task::spawn_blocking(move || {
+                    rec.stop();
+                    drop(recorder_guard);
+                })
+                .await;
+            }
+        };
+        writer.close();
         drop(writer);
-        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        let store_stop = tokio::task::spawn_blocking(move || {
+            let _ = writer_thread.join();
+            drop(writer_guard);
+        });
+        let _ = tokio::join!(http_stop, nats_stop, record_stop, store_stop);
         tracing::info!(event = "service_stopped");
         fatal.map_or(Ok(()), Err)
     });
@@ -403,42 +531,8 @@ pub async fn start<S: Source>(
         addr,
         state,
         cancel,
+        tasks,
+        shutdown_timeout,
         done,
     })
-}
-
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    shutdown_signal_installed().await
-}
-
-/// Installs the SIGINT and SIGTERM handlers NOW and returns the future that resolves on the first
-/// of them: a signal that arrives while the service is still starting is kept and acted on once it
-/// has started (a clean stop), instead of killing the process with the default action.
-pub fn shutdown_signal_installed() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let int = signal(SignalKind::interrupt()).ok();
-        let term = signal(SignalKind::terminate()).ok();
-        async move {
-            match (int, term) {
-                (Some(mut int), Some(mut term)) => {
-                    tokio::select! {
-                        _ = int.recv() => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

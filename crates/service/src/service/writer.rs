@@ -6,8 +6,13 @@
 //! pruning) never wait: when the queue is full the batch is dropped, counted
 //! ([`StoreWriter::dropped`]) and logged as `store_queue_full` at most once a second. The live
 //! feed always goes on; the store is its history.
+//!
+//! Closing ([`StoreWriter::close`], at shutdown): the queue stops taking new work, what it holds
+//! is written (a backfill chunk or read whose requester is already gone is skipped: nobody was
+//! told it was stored), then a WAL checkpoint is attempted and the thread ends (`store_closed`).
+//! The thread also ends, the same way, once every handle is dropped.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +35,8 @@ enum Cmd {
     Status(StatusRecord),
     Prune(Retention, u64),
     Read(Box<dyn FnOnce(&Store) + Send>),
+    /// Stop taking work; write what is queued, checkpoint, end.
+    Close,
 }
 
 /// A handle to the writer thread. Cloning shares the thread; it ends when every handle is gone.
@@ -40,6 +47,8 @@ pub struct StoreWriter {
     last_full_log_ms: Arc<AtomicU64>,
     /// Batches dropped because the queue was full.
     dropped: Arc<AtomicU64>,
+    /// Set by [`StoreWriter::close`]; the thread closes the queue when it sees it.
+    closing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for StoreWriter {
@@ -60,11 +69,31 @@ impl StoreWriter {
         capacity: usize,
     ) -> (StoreWriter, thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Cmd>(capacity.max(1));
+        let closing = Arc::new(AtomicBool::new(false));
+        let thread_closing = closing.clone();
         let handle = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
+                let mut closed = false;
+                let mut skipped = 0u64;
                 while let Some(cmd) = rx.blocking_recv() {
+                    if !closed && thread_closing.load(Ordering::Acquire) {
+                        // No new work from here on; what is queued is still written.
+                        rx.close();
+                        closed = true;
+                    }
                     let result = match cmd {
+                        Cmd::Close => {
+                            rx.close();
+                            closed = true;
+                            Ok(())
+                        }
+                        // Its requester is gone (a stopping backfill): nobody was told it was
+                        // stored, so a shutdown does not wait for it.
+                        Cmd::Chunk(_, _, ack) if ack.is_closed() => {
+                            skipped += 1;
+                            Ok(())
+                        }
                         Cmd::Candles(c) => store.upsert_candles(&c).map(drop),
                         Cmd::Chunk(id, c, ack) => {
                             let r = store.store_chunk(&id, &c).map(drop);
@@ -83,12 +112,30 @@ impl StoreWriter {
                         tracing::error!(event = "store_write_failed", error = %e);
                     }
                 }
+                let checkpoint = store.checkpoint();
+                match &checkpoint {
+                    Ok(c) => tracing::info!(
+                        event = "store_closed",
+                        closed_by = if closed { "close" } else { "handles dropped" },
+                        skipped_chunks = skipped,
+                        checkpoint_busy = c.busy,
+                        wal_frames = c.log_frames,
+                        checkpointed_frames = c.checkpointed_frames,
+                    ),
+                    Err(e) => tracing::warn!(
+                        event = "store_closed",
+                        closed_by = if closed { "close" } else { "handles dropped" },
+                        skipped_chunks = skipped,
+                        checkpoint_error = %e,
+                    ),
+                }
             })
             .unwrap_or_else(|e| panic!("cannot start the store writer thread: {e}"));
         let writer = StoreWriter {
             tx,
             last_full_log_ms: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
+            closing,
         };
         (writer, handle)
     }
@@ -131,6 +178,15 @@ impl StoreWriter {
                 dropped_total = self.dropped.load(Ordering::Relaxed),
             );
         }
+    }
+
+    /// Closes the writer (for every handle): new work is refused from now on, what is queued is
+    /// written (chunks nobody awaits any more are skipped), a WAL checkpoint is attempted, and the
+    /// thread ends. Never waits.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        // Wakes a thread waiting for work; a full queue means it is busy and sees the flag.
+        let _ = self.tx.try_send(Cmd::Close);
     }
 
     /// Fire-and-forget batches dropped so far because the queue was full.

@@ -48,6 +48,8 @@ pub struct NatsSink {
     last_drop_log_ms: Arc<AtomicU64>,
     dropped_logged: Arc<AtomicU64>,
     cancel: CancellationToken,
+    /// How long [`NatsSink::close`] lets the task flush (set before it cancels).
+    grace: Arc<Mutex<Option<Duration>>>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -86,7 +88,14 @@ impl NatsSink {
             buffer = cfg.buffer,
             max_in_flight = cfg.max_in_flight,
         );
-        let task = tokio::spawn(run(cfg.clone(), rx, stats.clone(), cancel.clone()));
+        let grace = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(run(
+            cfg.clone(),
+            rx,
+            stats.clone(),
+            cancel.clone(),
+            grace.clone(),
+        ));
         NatsSink {
             tx,
             stats,
@@ -95,6 +104,7 @@ impl NatsSink {
             last_drop_log_ms: Arc::new(AtomicU64::new(0)),
             dropped_logged: Arc::new(AtomicU64::new(0)),
             cancel,
+            grace,
             task: Arc::new(Mutex::new(Some(task))),
         }
     }
@@ -171,13 +181,28 @@ impl NatsSink {
         }
     }
 
-    /// Stops: publishes what is buffered and awaits the acks for at most `grace`, then ends.
+    /// Stops: publishes what is buffered and awaits the acks for at most `grace` (and at most
+    /// `ack_timeout_s`), then ends, reporting what it could not flush (`nats_sink_unflushed`) and
+    /// its final counts (`nats_sink_stopped`). Never waits longer than `grace` plus a moment, even
+    /// with NATS unreachable.
     pub async fn close(&self, grace: Duration) {
+        *self.grace.lock().unwrap_or_else(|p| p.into_inner()) = Some(grace);
         self.cancel.cancel();
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut task) = task {
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
+            if tokio::time::timeout(grace + CLOSE_MARGIN.min(grace / 2), &mut task)
+                .await
+                .is_err()
+            {
+                // Not expected (every wait of the task is bounded by the grace): report anyway.
                 task.abort();
+                tracing::warn!(
+                    event = "nats_sink_unflushed",
+                    in_flight = self.stats.in_flight.load(Ordering::Relaxed),
+                    buffered = self.stats.buffered.load(Ordering::Relaxed),
+                    retry = 0u64,
+                    aborted = true,
+                );
             }
         }
     }
@@ -273,18 +298,29 @@ async fn ensure_stream(js: &Context, cfg: &NatsSection, stats: &NatsStats) -> Re
     Ok(())
 }
 
-/// Publishes `out`; on success its ack joins the in-flight window.
+/// The error of a publish cut short by the stop ([`unless_stopped`]).
+const STOPPING: &str = "stopping";
+
+/// Publishes `out`; on success its ack joins the in-flight window. Cut short by the stop
+/// (`Err` with [`STOPPING`]): a disconnected client's full buffer does not hold a shutdown up.
 async fn send(
     js: &Context,
     out: Outgoing,
     inflight: &mut VecDeque<InFlight>,
     stats: &NatsStats,
+    cancel: &CancellationToken,
+    stop_at: Option<Instant>,
 ) -> Result<(), (Outgoing, String)> {
     let mut p = Publish::build().payload(out.payload.clone());
     if let Some(id) = &out.msg_id {
         p = p.message_id(id.as_str());
     }
-    match js.send_publish(out.subject.clone(), p).await {
+    let Some(published) =
+        unless_stopped(js.send_publish(out.subject.clone(), p), cancel, stop_at).await
+    else {
+        return Err((out, STOPPING.into()));
+    };
+    match published {
         Ok(ack) => {
             inflight.push_back(InFlight {
                 out,
@@ -300,6 +336,27 @@ async fn send(
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How much longer than its grace [`NatsSink::close`] waits for the task.
+const CLOSE_MARGIN: Duration = Duration::from_secs(1);
+/// The last flush of the client's own buffer at the end (skipped after `nats_sink_unflushed`).
+const FINAL_FLUSH: Duration = Duration::from_millis(250);
+
+/// Runs `fut` unless the sink is told to stop first: before the stop, until `cancel` (the flush
+/// then begins); during it, until `stop_at` (the flush is over). `None` when cut short.
+async fn unless_stopped<F: Future>(
+    fut: F,
+    cancel: &CancellationToken,
+    stop_at: Option<Instant>,
+) -> Option<F::Output> {
+    match stop_at {
+        None => tokio::select! {
+            biased;
+            _ = cancel.cancelled() => None,
+            out = fut => Some(out),
+        },
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+    }
+}
 
 /// The sink's task.
 async fn run(
@@ -307,14 +364,16 @@ async fn run(
     mut rx: mpsc::Receiver<Item>,
     stats: Arc<NatsStats>,
     cancel: CancellationToken,
+    grace: Arc<Mutex<Option<Duration>>>,
 ) {
-    let client = match connect(&cfg, &stats).await {
-        Ok(c) => c,
-        Err(e) => {
+    let client = match unless_stopped(connect(&cfg, &stats), &cancel, None).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
             stats.error(e.clone());
             tracing::error!(event = "nats_sink_failed", url = %cfg.url, error = %e);
             return;
         }
+        None => return,
     };
     let mut js = jetstream::new(client.clone());
     js.set_timeout(Duration::from_secs_f64(cfg.ack_timeout_s));
@@ -326,6 +385,7 @@ async fn run(
     let mut stop_at: Option<Instant> = None;
     let mut rx_done = false;
     let mut failures_logged: u64 = 0;
+    let mut unflushed = false;
     loop {
         if rx_done && inflight.is_empty() && retry.is_empty() {
             break;
@@ -335,11 +395,16 @@ async fn run(
         tokio::select! {
             biased;
             _ = cancel.cancelled(), if stop_at.is_none() => {
-                stop_at = Some(Instant::now() + Duration::from_secs_f64(cfg.ack_timeout_s));
+                let mut flush = Duration::from_secs_f64(cfg.ack_timeout_s);
+                if let Some(g) = *grace.lock().unwrap_or_else(|p| p.into_inner()) {
+                    flush = flush.min(g);
+                }
+                stop_at = Some(Instant::now() + flush);
                 rx.close();
             }
             _ = tokio::time::sleep_until(stop_at.unwrap_or_else(Instant::now)), if stop_at.is_some() => {
                 tracing::warn!(event = "nats_sink_unflushed", in_flight = inflight.len(), retry = retry.len(), buffered = rx.len());
+                unflushed = true;
                 break;
             }
             res = front_ack(&mut inflight) => {
@@ -374,7 +439,10 @@ async fn run(
             }
             _ = tokio::time::sleep_until(retry_at), if blocked && room => {
                 if need_stream {
-                    match ensure_stream(&js, &cfg, &stats).await {
+                    let Some(ensured) = unless_stopped(ensure_stream(&js, &cfg, &stats), &cancel, stop_at).await else {
+                        continue;
+                    };
+                    match ensured {
                         Ok(()) => need_stream = false,
                         Err(e) => {
                             stats.error(format!("stream: {e}"));
@@ -388,8 +456,11 @@ async fn run(
                 while inflight.len() < cfg.max_in_flight {
                     let Some(out) = retry.pop_front() else { break };
                     stats.retries.fetch_add(1, Ordering::Relaxed);
-                    if let Err((out, e)) = send(&js, out, &mut inflight, &stats).await {
+                    if let Err((out, e)) = send(&js, out, &mut inflight, &stats, &cancel, stop_at).await {
                         retry.push_front(out);
+                        if e == STOPPING {
+                            break;
+                        }
                         failed(&stats, &mut failures_logged, &e, retry.len());
                         retry_at = Instant::now() + backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -408,8 +479,12 @@ async fn run(
                     Item::Ready(out) => Some(out),
                 };
                 if let Some(out) = out {
-                    if let Err((out, e)) = send(&js, out, &mut inflight, &stats).await {
+                    if let Err((out, e)) = send(&js, out, &mut inflight, &stats, &cancel, stop_at).await {
                         retry.push_back(out);
+                        if e == STOPPING {
+                            // Cut short by the stop: still to be published (and reported).
+                            continue;
+                        }
                         failed(&stats, &mut failures_logged, &e, retry.len());
                         retry_at = Instant::now() + backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -418,7 +493,9 @@ async fn run(
             }
         }
     }
-    let _ = client.flush().await;
+    if !unflushed {
+        let _ = tokio::time::timeout(FINAL_FLUSH, client.flush()).await;
+    }
     tracing::info!(
         event = "nats_sink_stopped",
         published = stats.published.load(Ordering::Relaxed),

@@ -74,6 +74,17 @@ CREATE TABLE IF NOT EXISTS feed_status (
 CREATE INDEX IF NOT EXISTS feed_status_by_feed ON feed_status (symbol, category, ts_ms);
 ";
 
+/// What a WAL checkpoint did ([`Store::checkpoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// A reader or writer kept it from completing.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub log_frames: i64,
+    /// Frames copied into the database file.
+    pub checkpointed_frames: i64,
+}
+
 /// A store failure; opening failures name the path.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -248,6 +259,21 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(n)
+    }
+
+    /// Copies what the WAL holds into the database file, as far as it can without waiting for
+    /// readers or writers (`PRAGMA wal_checkpoint(PASSIVE)`): done at close, so a stopped service
+    /// leaves a small WAL (SQLite then deletes it when the last connection closes).
+    pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(Checkpoint {
+                    busy: r.get::<_, i64>(0)? != 0,
+                    log_frames: r.get(1)?,
+                    checkpointed_frames: r.get(2)?,
+                })
+            })?)
     }
 
     /// Ids of the backfill chunks stored.
