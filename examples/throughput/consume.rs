@@ -2,7 +2,9 @@
 //! `raw` (counts WebSocket frames by their headers: the generator's ceiling), `drain` (a plain
 //! tokio-tungstenite client: the baseline), `in-process` and `process` (hft-feed's `FeedSource`
 //! with `Isolation::InProcess` / `Isolation::Process`, consumed from a task of a multi-thread
-//! runtime, as the service does), and `in-process-busy` / `process-busy` (the same with
+//! runtime, as the service does), `in-process-main` / `process-main` (the same loop directly in
+//! the runtime's `block_on`, as the README's `#[tokio::main]` example writes it: no
+//! `tokio::spawn`), and `in-process-busy` / `process-busy` (the spawned loop with
 //! `feed.busy_poll_us`).
 
 use std::io::{Read, Write};
@@ -24,7 +26,7 @@ use crate::measure::{Measurement, Window};
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// `raw`, `drain`, `in-process` or `process`.
+    /// `raw`, `drain`, `in-process`, `process`, or one of those two with `-main` or `-busy`.
     pub mode: String,
     /// Generator address.
     pub addr: String,
@@ -66,8 +68,14 @@ pub fn run(plan: &Plan) -> anyhow::Result<Measurement> {
             let plan = plan.clone();
             rt.block_on(async move { tokio::spawn(feed(plan)).await? })
         }
+        // What `#[tokio::main]` expands to: a multi-thread runtime whose `block_on` (the main
+        // thread, not a runtime worker) runs the loop itself.
+        "in-process-main" | "process-main" => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(feed(plan.clone())),
         other => bail!(
-            "unknown mode {other:?}: expected raw, drain, in-process, process, in-process-busy or process-busy"
+            "unknown mode {other:?}: expected raw, drain, in-process, process, in-process-main, process-main, in-process-busy or process-busy"
         ),
     }
 }
@@ -118,7 +126,7 @@ async fn drain(plan: Plan) -> anyhow::Result<Measurement> {
 async fn feed(plan: Plan) -> anyhow::Result<Measurement> {
     let (isolation, busy) = match plan.mode.strip_suffix("-busy") {
         Some(m) => (m, plan.busy_poll_us),
-        None => (plan.mode.as_str(), 0),
+        None => (plan.mode.trim_end_matches("-main"), 0),
     };
     let isolation: Isolation = isolation.parse().map_err(anyhow::Error::msg)?;
     let mut cfg = FeedConfig::new(

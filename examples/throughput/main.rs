@@ -7,7 +7,12 @@
 //! ```text
 //! cargo build --release --bin hft-connector --example throughput
 //! target/release/examples/throughput [--seconds 5] [--warmup 1] [--rates 10000,100000]
+//!                                    [--before OTHER_TARGET/release]
 //! ```
+//!
+//! `--before DIR` also measures, in the same run and right before each of this build's feed
+//! consumers, the same mode of another build (`DIR/examples/throughput` with `DIR/hft-connector`
+//! as its worker, e.g. main's), labelled `(before)`.
 
 mod consume;
 mod frames;
@@ -53,7 +58,8 @@ enum Cmd {
     },
     /// Run one consumer measurement and print its JSON line (used by the benchmark itself).
     Consume {
-        /// raw, drain, in-process or process.
+        /// raw, drain, in-process, process, in-process-main, process-main, in-process-busy or
+        /// process-busy.
         #[arg(long)]
         mode: String,
         /// Generator address.
@@ -105,9 +111,13 @@ struct BenchArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "raw,drain,in-process,process,in-process-busy,process-busy"
+        default_value = "raw,drain,in-process,in-process-main,process,process-main,in-process-busy,process-busy"
     )]
     modes: Vec<String>,
+    /// Another build's profile directory (with `examples/throughput` and `hft-connector`) whose
+    /// feed consumers are measured too, each right before this build's, labelled `(before)`.
+    #[arg(long)]
+    before: Option<PathBuf>,
     /// Core of the generator.
     #[arg(long, default_value_t = 0)]
     gen_core: usize,
@@ -298,15 +308,38 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.warmup,
         worker.display()
     );
-    let mut runs: Vec<(String, f64)> = args.modes.iter().map(|m| (m.clone(), 0.0)).collect();
-    for &rate in &args.rates.0 {
-        for m in args.modes.iter().filter(|m| *m != "raw") {
-            runs.push((m.clone(), rate));
+    // (consumer executable, its worker, label suffix): this build, and `--before`'s if given.
+    let this = (me.clone(), worker.clone(), "");
+    let before = match &args.before {
+        Some(dir) => {
+            let (exe, w) = (dir.join("examples/throughput"), dir.join("hft-connector"));
+            if !exe.exists() || !w.exists() {
+                bail!(
+                    "--before {}: needs examples/throughput and hft-connector",
+                    dir.display()
+                );
+            }
+            Some((exe, w, " (before)"))
+        }
+        None => None,
+    };
+    let mut runs = Vec::new();
+    let rates = std::iter::once(0.0).chain(args.rates.0.iter().copied());
+    for rate in rates {
+        for m in &args.modes {
+            if m == "raw" && rate > 0.0 {
+                continue;
+            }
+            let feed = m != "raw" && m != "drain";
+            if let (true, Some(b)) = (feed, &before) {
+                runs.push((m.clone(), rate, b.clone()));
+            }
+            runs.push((m.clone(), rate, this.clone()));
         }
     }
     let mut results: Vec<Result<Measurement, String>> = Vec::new();
-    for (mode, rate) in runs {
-        let out = Command::new(&me)
+    for (mode, rate, (exe, worker, label)) in runs {
+        let out = Command::new(&exe)
             .args(["consume", "--mode", &mode, "--addr", &addr])
             .args([
                 "--rate",
@@ -336,14 +369,15 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             .rev()
             .find_map(|l| serde_json::from_str::<Measurement>(l).ok());
         match parsed {
-            Some(m) if status.is_some_and(|s| s.success()) => {
+            Some(mut m) if status.is_some_and(|s| s.success()) => {
+                m.mode.push_str(label);
                 println!("{}", serde_json::to_string(&m)?);
                 results.push(Ok(m));
             }
             _ => {
                 let e = match status {
-                    Some(st) => format!("{mode} at rate {rate}: failed ({st})"),
-                    None => format!("{mode} at rate {rate}: killed after {limit:?}"),
+                    Some(st) => format!("{mode}{label} at rate {rate}: failed ({st})"),
+                    None => format!("{mode}{label} at rate {rate}: killed after {limit:?}"),
                 };
                 eprintln!("{e}");
                 results.push(Err(e));
@@ -353,6 +387,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     drop(gen);
     println!();
     print!("{}", report::table(&results));
+    print!("{}", report::main_vs_spawned(&results));
     if results.iter().any(Result::is_err) {
         bail!("some measurements failed");
     }

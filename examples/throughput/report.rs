@@ -74,6 +74,33 @@ pub fn table(results: &[Result<Measurement, String>]) -> String {
     s
 }
 
+/// For each README-shaped consumer (`X-main`: the loop in `block_on`) at saturation, its delivered
+/// rate against the spawned loop (`X`) of the same build: the issue-22 target is >= 0.95x. (Paced,
+/// both deliver the pace.)
+pub fn main_vs_spawned(results: &[Result<Measurement, String>]) -> String {
+    let mut s = String::new();
+    for m in results.iter().flatten().filter(|m| m.rate == 0.0) {
+        let Some((isolation, label)) = m.mode.split_once("-main") else {
+            continue;
+        };
+        let spawned = format!("{isolation}{label}");
+        let Some(base) = results
+            .iter()
+            .flatten()
+            .find(|b| b.mode == spawned && b.rate == m.rate && b.msg_per_s > 0.0)
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "{} vs {spawned}, saturation: {:.2}x",
+            m.mode,
+            m.msg_per_s / base.msg_per_s
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +155,27 @@ mod tests {
             rows[4]
         );
         assert!(rows[6].contains("failed"));
+    }
+
+    #[test]
+    fn the_readme_shaped_loop_is_compared_with_the_spawned_one_of_its_build() {
+        let s = main_vs_spawned(&[
+            Ok(m("in-process (before)", 0.0, 500_000.0)),
+            Ok(m("in-process-main (before)", 0.0, 250_000.0)),
+            Ok(m("in-process", 0.0, 500_000.0)),
+            Ok(m("in-process-main", 0.0, 490_000.0)),
+            Ok(m("process-main", 0.0, 300_000.0)),
+            Ok(m("in-process", 10_000.0, 10_000.0)),
+            Ok(m("in-process-main", 10_000.0, 10_000.0)),
+        ]);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "in-process-main (before) vs in-process (before), saturation: 0.50x",
+                "in-process-main vs in-process, saturation: 0.98x",
+            ]
+        );
     }
 
     #[test]

@@ -108,13 +108,21 @@ pub fn main(args: StreamArgs) -> ExitCode {
     runtime.block_on(stream(cfg, args.market_only))
 }
 
+/// Most events in one hand-off from a feed to the printer thread.
+const PRINT_CHUNK: usize = 256;
+/// Hand-offs queued for the printer.
+const PRINT_QUEUE: usize = 4;
+
 async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCode {
     let sink = cfg
         .sinks
         .nats
         .enabled()
         .then(|| crate::sinks::NatsSink::start(cfg.sinks.nats.clone()));
-    let (tx, mut rx) = mpsc::channel::<(Category, FeedEvent)>(1024);
+    // Events go to the printer thread in chunks: one hand-off (and at most one wake-up of the
+    // printer) per chunk, not per event; at most PRINT_QUEUE chunks of PRINT_CHUNK queued (1024
+    // events, as before).
+    let (tx, mut rx) = mpsc::channel::<(Category, Vec<FeedEvent>)>(PRINT_QUEUE);
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut tasks = Vec::new();
     for feed_cfg in cfg.feeds() {
@@ -131,22 +139,34 @@ async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCod
         let sink = sink.clone();
         let symbols = cfg.feed.symbols.clone();
         tasks.push(tokio::spawn(async move {
-            loop {
+            let mut batch = Vec::new();
+            'feed: loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    ev = source.next() => {
-                        let Some(ev) = ev else { break };
-                        if let Some(s) = &sink {
-                            s.offer(category, &symbols, &ev);
+                    n = source.next_batch(&mut batch) => {
+                        if n == 0 {
+                            break;
                         }
-                        if market_only && !ev.is_market() {
-                            continue;
+                        if let Some(s) = &sink {
+                            for ev in &batch {
+                                s.offer(category, &symbols, ev);
+                            }
+                        }
+                        if market_only {
+                            batch.retain(FeedEvent::is_market);
                         }
                         // The printer waits for stdout: a slow reader slows the feed (logged as
                         // bybit_connector_queue_full), it never loses events.
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            r = tx.send((category, ev)) => if r.is_err() { break },
+                        let mut events = batch.drain(..);
+                        loop {
+                            let chunk: Vec<FeedEvent> = events.by_ref().take(PRINT_CHUNK).collect();
+                            if chunk.is_empty() {
+                                break;
+                            }
+                            tokio::select! {
+                                _ = cancel.cancelled() => break 'feed,
+                                r = tx.send((category, chunk)) => if r.is_err() { break 'feed },
+                            }
                         }
                     }
                 }
@@ -160,11 +180,16 @@ async fn stream(cfg: crate::config::ServiceConfig, market_only: bool) -> ExitCod
     let printer = tokio::task::spawn_blocking(move || {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        while let Some((category, ev)) = rx.blocking_recv() {
-            let mut ok = writeln!(out, "{}", line(category, ev)).is_ok();
+        let print = |out: &mut std::io::BufWriter<_>, category, events: Vec<FeedEvent>| {
+            events
+                .into_iter()
+                .all(|ev| writeln!(out, "{}", line(category, ev)).is_ok())
+        };
+        while let Some((category, events)) = rx.blocking_recv() {
+            let mut ok = print(&mut out, category, events);
             while ok {
                 match rx.try_recv() {
-                    Ok((category, ev)) => ok = writeln!(out, "{}", line(category, ev)).is_ok(),
+                    Ok((category, events)) => ok = print(&mut out, category, events),
                     Err(_) => break,
                 }
             }

@@ -106,6 +106,18 @@ impl FeedSource {
         }
     }
 
+    /// Appends the events queued now to `events`, waiting for one if none is, and returns how
+    /// many; 0 once the feed stopped and everything was read. The same events in the same order
+    /// as [`FeedSource::next`], one hand-off for all of them, at most the task's cooperative
+    /// budget per call (see [`crate::feed::FeedHandle::next_batch`]).
+    pub async fn next_batch(&mut self, events: &mut Vec<FeedEvent>) -> usize {
+        match self {
+            FeedSource::InProcess(f) => f.next_batch(events).await,
+            FeedSource::Process(f) => f.next_batch(events).await,
+            FeedSource::Lines(f) => f.next_batch(events).await,
+        }
+    }
+
     /// Health snapshot; in process mode `process_alive` is the worker process being alive.
     pub fn health(&self) -> HealthSnapshot {
         match self {

@@ -96,6 +96,8 @@ impl Feed {
             config.feed.busy_poll_us,
             cancel.clone(),
         );
+        // The feed task wakes its consumer once per read burst, not once per event (`queue`).
+        let bursts = tx.clone();
         let mut runner = Runner::new(config, shared.clone(), tx, cancel.clone())?;
         runner.session.resume(covered_ms);
         if health_check {
@@ -104,7 +106,7 @@ impl Feed {
             );
         }
         // The caller's span (e.g. an A/B line's `feed_line`) names every event the feed logs.
-        let task = tokio::spawn(runner.run().in_current_span());
+        let task = tokio::spawn(bursts.wake_per_burst(runner.run()).in_current_span());
         Ok(FeedHandle {
             events: rx,
             shared,
@@ -124,11 +126,24 @@ pub struct FeedHandle {
 }
 
 impl FeedHandle {
-    /// The next event; `None` once the feed has stopped and everything was read.
+    /// The next event; `None` once the feed has stopped and everything was read. Events come
+    /// from a local batch: one wake-up takes everything queued (see [`crate::queue`]).
     pub async fn next(&mut self) -> Option<FeedEvent> {
         let ev = self.events.recv().await;
         self.shared.health.set_queue_size(self.events.len());
         ev
+    }
+
+    /// Appends the events queued now to `events` (waiting for one if none is) and returns how
+    /// many; 0 once the feed has stopped and everything was read. The same events, in the same
+    /// order, as calling [`FeedHandle::next`] that many times, with one hand-off for all of
+    /// them: for high rates. A call appends everything queued, or as many events as the task's
+    /// cooperative budget allows (Tokio's, 128 per poll; see [`crate::queue`]): a deep queue
+    /// comes in a few calls, and the task lets others run in between. `events` is not cleared.
+    pub async fn next_batch(&mut self, events: &mut Vec<FeedEvent>) -> usize {
+        let n = self.events.recv_many(events).await;
+        self.shared.health.set_queue_size(self.events.len());
+        n
     }
 
     /// Whether the feed is live (every subscription confirmed, data not stale).

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +21,7 @@ use crate::worker::WorkerOptions;
 /// A feed over `feed.lines` redundant lines.
 #[derive(Debug)]
 pub struct LinesFeed {
-    events: mpsc::Receiver<FeedEvent>,
+    events: crate::queue::QueueRx,
     shared: Arc<LinesShared>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
@@ -53,7 +52,9 @@ impl LinesFeed {
         }
         let monitors = sources.iter().flatten().map(FeedSource::monitor).collect();
         let shared = Arc::new(LinesShared::new(monitors));
-        let (tx, rx) = mpsc::channel(cfg.feed.queue_capacity);
+        // Bounded in events only, as before (each line's own queue bounds its bytes).
+        let (tx, rx) = crate::queue::bounded(cfg.feed.queue_capacity, usize::MAX);
+        let bursts = tx.clone();
         let cancel = CancellationToken::new();
         let policy = LagPolicy {
             stall_ms: (cfg.feed.line_stall_s * 1000.0).round() as u64,
@@ -75,7 +76,7 @@ impl LinesFeed {
             leaders: HashMap::new(),
             last_restart_ms: vec![None; n],
         };
-        let task = tokio::spawn(runner.run());
+        let task = tokio::spawn(bursts.wake_per_burst(runner.run()));
         Ok(LinesFeed {
             events: rx,
             shared,
@@ -90,6 +91,14 @@ impl LinesFeed {
         let ev = self.events.recv().await;
         self.shared.set_queue_size(self.events.len());
         ev
+    }
+
+    /// Appends the merged events queued now to `events` (see
+    /// [`crate::feed::FeedHandle::next_batch`]).
+    pub async fn next_batch(&mut self, events: &mut Vec<FeedEvent>) -> usize {
+        let n = self.events.recv_many(events).await;
+        self.shared.set_queue_size(self.events.len());
+        n
     }
 
     /// How each line runs.
@@ -147,7 +156,7 @@ struct Runner {
     arbiter: Arbiter,
     policy: LagPolicy,
     shared: Arc<LinesShared>,
-    tx: mpsc::Sender<FeedEvent>,
+    tx: crate::queue::QueueTx,
     cancel: CancellationToken,
     epoch: Instant,
     leaders: HashMap<String, usize>,

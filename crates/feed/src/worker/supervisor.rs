@@ -84,6 +84,7 @@ impl WorkerFeed {
             crate::feed::health_log::log_every(snapshot, cancel.clone(), log_every, label)
                 .in_current_span(),
         );
+        let bursts = tx.clone();
         let sup = Supervisor {
             backoff: Backoff::new(cfg.backoff()?),
             cfg,
@@ -98,7 +99,7 @@ impl WorkerFeed {
             gave_up: false,
             duplicates: 0,
         };
-        let task = tokio::spawn(sup.run().in_current_span());
+        let task = tokio::spawn(bursts.wake_per_burst(sup.run()).in_current_span());
         Ok(WorkerFeed {
             events,
             shared,
@@ -112,6 +113,13 @@ impl WorkerFeed {
         let ev = self.events.recv().await;
         self.shared.set_queue_size(self.events.len());
         ev
+    }
+
+    /// Appends the events queued now to `events` (see [`crate::feed::FeedHandle::next_batch`]).
+    pub async fn next_batch(&mut self, events: &mut Vec<FeedEvent>) -> usize {
+        let n = self.events.recv_many(events).await;
+        self.shared.set_queue_size(self.events.len());
+        n
     }
 
     /// Whether the worker is alive and its feed live.
@@ -391,7 +399,13 @@ impl Supervisor {
                     match frame {
                         Some(Ok(msg)) => {
                             if !self.handle(msg, pid, &mut live_since).await {
-                                self.terminate(w, "consumer gone").await;
+                                // Cancelled while waiting for room in the queue: a shutdown.
+                                let why = if self.cancel.is_cancelled() {
+                                    "shutdown"
+                                } else {
+                                    "consumer gone"
+                                };
+                                self.terminate(w, why).await;
                                 return End::Stop;
                             }
                             // Time spent waiting for the consumer is not the worker's silence.
@@ -517,9 +531,13 @@ impl Supervisor {
                     "consumer is slow; the supervisor stops reading the worker's pipe (the worker waits) instead of dropping"
                 );
                 self.shared.set_consumer_wait(true);
-                let sent = self.tx.send(ev).await;
+                // A shutdown must not wait for a consumer that stopped reading (as in-process).
+                let sent = tokio::select! {
+                    sent = self.tx.send(ev) => sent.is_ok(),
+                    _ = self.cancel.cancelled() => false,
+                };
                 self.shared.set_consumer_wait(false);
-                if sent.is_err() {
+                if !sent {
                     return false;
                 }
             }

@@ -34,9 +34,14 @@ pub struct Histogram {
 impl Metrics {
     /// Counts one delivered message of `kind` (`trade`, `book`, `lifecycle`...) for `category`.
     pub fn record_message(&self, category: &str, kind: &str) {
+        self.record_messages(category, kind, 1);
+    }
+
+    /// Counts `n` delivered messages of `kind` for `category` (a batch).
+    pub fn record_messages(&self, category: &str, kind: &str, n: u64) {
         let mut m = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((category.to_string(), kind.to_string()))
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     /// Records the time from a frame's local receipt to its delivery to consumers.
@@ -97,6 +102,12 @@ mod tests {
         assert_eq!(
             m.messages()[&("linear".to_string(), "trade".to_string())],
             2
+        );
+        // A batch counts as its events.
+        m.record_messages("linear", "trade", 3);
+        assert_eq!(
+            m.messages()[&("linear".to_string(), "trade".to_string())],
+            5
         );
     }
 }

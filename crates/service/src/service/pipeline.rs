@@ -22,8 +22,12 @@ use crate::store::{Retention, StatusRecord, StoredCandle, StoredTrade};
 
 /// What the pipeline needs from a feed, whichever way it runs.
 pub trait EventSource: Send {
-    /// The next event (`None`: the feed ended).
-    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send;
+    /// Appends the events queued now to `out`, waiting for one if none is; how many (0: the
+    /// feed ended). One hand-off per burst (`next_batch` of the feed types).
+    fn next_events<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FeedEvent>,
+    ) -> impl Future<Output = usize> + Send + 'a;
     /// Health.
     fn health(&self) -> HealthSnapshot;
     /// Worker pid (process isolation).
@@ -39,8 +43,11 @@ pub trait EventSource: Send {
 }
 
 impl EventSource for FeedHandle {
-    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send {
-        self.next()
+    fn next_events<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FeedEvent>,
+    ) -> impl Future<Output = usize> + Send + 'a {
+        self.next_batch(out)
     }
     fn health(&self) -> HealthSnapshot {
         FeedHandle::health(self)
@@ -58,8 +65,11 @@ impl EventSource for FeedHandle {
 }
 
 impl EventSource for crate::source::FeedSource {
-    fn next_event(&mut self) -> impl Future<Output = Option<FeedEvent>> + Send {
-        self.next()
+    fn next_events<'a>(
+        &'a mut self,
+        out: &'a mut Vec<FeedEvent>,
+    ) -> impl Future<Output = usize> + Send + 'a {
+        self.next_batch(out)
     }
     fn health(&self) -> HealthSnapshot {
         crate::source::FeedSource::health(self)
@@ -76,6 +86,30 @@ impl EventSource for crate::source::FeedSource {
     }
     fn lines(&self) -> Vec<crate::lines::LineStatus> {
         crate::source::FeedSource::lines(self)
+    }
+}
+
+/// Messages of one batch by type, counted into the metrics once per batch (one lock and no key
+/// built per event).
+#[derive(Default)]
+struct Delivered {
+    trade: u64,
+    book: u64,
+    lifecycle: u64,
+}
+
+impl Delivered {
+    fn record(&mut self, metrics: &super::metrics::Metrics, category: Category) {
+        for (kind, n) in [
+            ("trade", self.trade),
+            ("book", self.book),
+            ("lifecycle", self.lifecycle),
+        ] {
+            if n > 0 {
+                metrics.record_messages(category.as_str(), kind, n);
+            }
+        }
+        *self = Delivered::default();
     }
 }
 
@@ -173,6 +207,8 @@ impl<S: EventSource> Pipeline<S> {
         let mut last_status: HashMap<String, String> = HashMap::new();
         let mut tick = tokio::time::interval(TICK);
         let mut ticks: u64 = 0;
+        // Everything the feed queued, taken in one wake-up (kept allocated between batches).
+        let mut batch: Vec<FeedEvent> = Vec::new();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -181,9 +217,15 @@ impl<S: EventSource> Pipeline<S> {
                         self.on_stitch(&mut aggs, st);
                     }
                 }
-                ev = self.source.next_event() => {
-                    let Some(ev) = ev else { break };
-                    self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &intervals);
+                n = self.source.next_events(&mut batch) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut delivered = Delivered::default();
+                    for ev in batch.drain(..) {
+                        self.on_event(ev, &mut aggs, &mut pending, &stitch_tx, &intervals, &mut delivered);
+                    }
+                    delivered.record(self.state.metrics(), self.category);
                 }
                 _ = tick.tick() => {
                     ticks += 1;
@@ -259,6 +301,7 @@ impl<S: EventSource> Pipeline<S> {
         pending: &mut Vec<StoredTrade>,
         stitch: &mpsc::Sender<Stitch>,
         intervals: &[Interval],
+        delivered: &mut Delivered,
     ) {
         let cat = self.category;
         if let Some(sink) = self.state.nats() {
@@ -267,7 +310,7 @@ impl<S: EventSource> Pipeline<S> {
         let metrics = self.state.metrics();
         match ev {
             FeedEvent::Trade(t) => {
-                metrics.record_message(cat.as_str(), "trade");
+                delivered.trade += 1;
                 if let Some(r) = t.recv_ns {
                     metrics.observe_latency_ns(now_ns().saturating_sub(r));
                 }
@@ -283,7 +326,7 @@ impl<S: EventSource> Pipeline<S> {
                 }
             }
             FeedEvent::Book(b) => {
-                metrics.record_message(cat.as_str(), "book");
+                delivered.book += 1;
                 if let Some(r) = b.recv_ns {
                     metrics.observe_latency_ns(now_ns().saturating_sub(r));
                 }
@@ -293,7 +336,7 @@ impl<S: EventSource> Pipeline<S> {
                     .book_updated(&self.key(&b.symbol), BookTop::of_event(&b));
             }
             FeedEvent::Connected { connection, .. } => {
-                metrics.record_message(cat.as_str(), "lifecycle");
+                delivered.lifecycle += 1;
                 for s in self.symbols.clone() {
                     self.state.push_event(log_event(
                         "INFO",
@@ -308,7 +351,7 @@ impl<S: EventSource> Pipeline<S> {
                 }
             }
             FeedEvent::Disconnected { reason } => {
-                metrics.record_message(cat.as_str(), "lifecycle");
+                delivered.lifecycle += 1;
                 for (_, agg) in aggs.values_mut().flatten() {
                     agg.interrupted();
                 }
@@ -321,7 +364,7 @@ impl<S: EventSource> Pipeline<S> {
                 ));
             }
             other => {
-                metrics.record_message(cat.as_str(), "lifecycle");
+                delivered.lifecycle += 1;
                 let (level, name, symbol, detail) = match &other {
                     FeedEvent::Stale { seconds_since_last_event, stale_threshold, symbol } => (
                         "WARN",
